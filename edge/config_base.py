@@ -1,0 +1,10 @@
+"""The base of every config section: strict (unknown keys rejected), documented, immutable."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class StrictModel(BaseModel):
+    """A config section: unknown keys are errors, values are validated, instances are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)

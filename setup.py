@@ -1,0 +1,35 @@
+"""fer-edge packaging: runtime needs only what the board needs; training is an extra."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+about: dict = {}
+exec((Path(__file__).parent / "edge" / "__init__.py").read_text(), about)
+
+setup(
+    name="fer-edge",
+    version=about["__version__"],
+    description="Facial-expression recognition on Raspberry Pi / Jetson, publishing emotion events over MQTT",
+    long_description=(Path(__file__).parent / "README.md").read_text() if (Path(__file__).parent / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["edge", "edge.*", "models"]),
+    package_data={"edge": ["schemas/*.json"], "models": ["*.tflite", "*.json"]},
+    include_package_data=True,
+    install_requires=[
+        "numpy>=1.23",
+        "opencv-python-headless>=4.8,<5",   # OpenCV 5 dropped the Haar cascades
+        # LiteRT where wheels exist (x86_64, aarch64 with Python 3.9-3.12); else tflite-runtime / tensorflow.lite
+        "ai-edge-litert>=1.2; platform_machine in 'x86_64 aarch64 AMD64 arm64'",
+        "paho-mqtt>=2.0,<3",
+        "pyyaml>=6.0",
+        "pydantic>=2.5,<3",
+    ],
+    extras_require={
+        "picamera": ["picamera2"],
+        "train": ["tensorflow-cpu>=2.16; platform_machine=='x86_64'", "tensorflow>=2.16; platform_machine!='x86_64'",
+                  "matplotlib"],
+        "test": ["pytest>=7", "hypothesis>=6", "jsonschema>=4", "psutil"],
+    },
+    entry_points={"console_scripts": ["fer-edge=edge.cli:main"]},
+)
