@@ -141,7 +141,7 @@ def train(args: argparse.Namespace) -> dict:
         return loss
 
     rng = np.random.default_rng(args.seed)
-    log: dict = {"args": vars(args) | {"data": str(args.data)}, "epochs": []}
+    log: dict = {"args": vars(args) | {"data": str(args.data)}, "epochs": [], "train_images": len(x_train)}
     best = -1.0
     for epoch in range(1, args.epochs + 1):
         t0 = time.time()

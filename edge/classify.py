@@ -1,0 +1,149 @@
+"""The emotion model and its card: open, verify, preprocess, classify a batch of face crops."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from edge.config_base import StrictModel
+from edge.runtime import ModelError, open_interpreter, sha256_file
+from edge.types import Classification
+
+#: The model this project trains and ships (models/ is installed as a package beside edge/).
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "fer_emotion_int8.tflite"
+
+
+class ModelConfig(StrictModel):
+    """Section `model`: which emotion model to run and how."""
+
+    path: Path = Field(SHIPPED_MODEL, description="The int8 .tflite emotion model; its card is the .json beside it.")
+    card: Path | None = Field(None, description="Model card (JSON); default: the model path with .json.")
+    threads: int = Field(1, ge=1, le=8, description="Interpreter threads (1 leaves the other cores to detection).")
+    verify_sha256: bool = Field(True, description="Refuse a model whose sha256 differs from its card.")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What the runtime needs of a model card (the JSON file holds more: data, accuracy, latency)."""
+
+    name: str
+    version: str
+    sha256: str
+    classes: tuple[str, ...]
+    input_size: int
+    channels: int
+    pixel_scale: float       # x = pixel * pixel_scale + pixel_offset, before input quantization
+    pixel_offset: float
+    raw: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: Path) -> "ModelCard":
+        """Read a card; raise ModelError naming the file and the missing key."""
+        try:
+            d = json.loads(Path(path).read_text())
+            pre = d["preprocessing"]
+            return cls(name=d["name"], version=d["version"], sha256=d["sha256"], classes=tuple(d["classes"]),
+                       input_size=int(d["input"]["size"]), channels=int(d["input"]["channels"]),
+                       pixel_scale=float(pre["pixel_scale"]), pixel_offset=float(pre["pixel_offset"]), raw=d)
+        except FileNotFoundError:
+            raise ModelError(f"model card not found: {path} (every model needs its card beside it)") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"model card {path} is unreadable or incomplete: {exc!r}") from None
+
+
+class EmotionModel:
+    """An int8 (or float) TFLite emotion classifier checked against its card.
+
+    ``classify(crops)`` takes grayscale (or BGR) face crops of any size, applies the card's
+    preprocessing (grayscale, INTER_AREA resize to the input size, pixel scaling, input
+    quantization) and runs all faces of a frame as one batch.
+    """
+
+    def __init__(self, path: str | Path = SHIPPED_MODEL, card_path: str | Path | None = None,
+                 threads: int = 1, verify_sha256: bool = True) -> None:
+        self.path = Path(path)
+        self.card = ModelCard.load(Path(card_path) if card_path else self.path.with_suffix(".json"))
+        if verify_sha256 and self.path.is_file():
+            actual = sha256_file(self.path)
+            if actual != self.card.sha256:
+                raise ModelError(f"{self.path}: sha256 {actual[:12]}... does not match its card "
+                                 f"({self.card.sha256[:12]}...): wrong or modified model file")
+        self.interpreter = open_interpreter(self.path, threads)
+        inp = self.interpreter.get_input_details()[0]
+        out = self.interpreter.get_output_details()[0]
+        sig = tuple(int(v) for v in inp.get("shape_signature", inp["shape"]))
+        want = (self.card.input_size, self.card.input_size, self.card.channels)
+        if sig[1:] != want:
+            raise ModelError(f"{self.path}: input shape {sig[1:]} does not match its card {want}")
+        if int(out["shape"][-1]) != len(self.card.classes):
+            raise ModelError(f"{self.path}: {out['shape'][-1]} outputs but its card lists "
+                             f"{len(self.card.classes)} classes")
+        self._in_index, self._out_index = inp["index"], out["index"]
+        self._in_dtype, self._out_dtype = inp["dtype"], out["dtype"]
+        self._in_q = inp["quantization"]
+        self._out_q = out["quantization"]
+        self._batch = int(inp["shape"][0])
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> "EmotionModel":
+        """Open the model named by the `model` config section."""
+        return cls(cfg.path, cfg.card, cfg.threads, cfg.verify_sha256)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.card.classes
+
+    @property
+    def input_size(self) -> int:
+        return self.card.input_size
+
+    @property
+    def model_id(self) -> str:
+        """Name, version and short hash: enough for a consumer to know which model spoke."""
+        return f"{self.card.name}-{self.card.version}@{self.card.sha256[:12]}"
+
+    def preprocess(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Crops -> the model's input tensor (N, size, size, channels), quantized where the input is integer."""
+        import cv2  # heavy import kept out of config loading
+
+        size = self.card.input_size
+        batch = np.empty((len(crops), size, size, self.card.channels), np.float32)
+        for k, crop in enumerate(crops):
+            if crop.ndim == 3 and self.card.channels == 1:
+                crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+            if crop.shape[:2] != (size, size):
+                interp = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
+                crop = cv2.resize(crop, (size, size), interpolation=interp)
+            batch[k] = crop.reshape(size, size, self.card.channels)
+        x = batch * self.card.pixel_scale + self.card.pixel_offset
+        if np.issubdtype(self._in_dtype, np.integer):
+            scale, zero = self._in_q
+            info = np.iinfo(self._in_dtype)
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        return x.astype(self._in_dtype)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Run an already preprocessed batch; return float scores (N, n_classes)."""
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        if len(x) != self._batch:  # resize only when the number of faces changes
+            self.interpreter.resize_tensor_input(self._in_index, list(x.shape))
+            self.interpreter.allocate_tensors()
+            self._batch = len(x)
+        self.interpreter.set_tensor(self._in_index, x)
+        self.interpreter.invoke()
+        y = self.interpreter.get_tensor(self._out_index).astype(np.float32)
+        if np.issubdtype(self._out_dtype, np.integer):
+            scale, zero = self._out_q
+            y = (y - zero) * scale
+        return y
+
+    def classify(self, crops: list[np.ndarray]) -> list[Classification]:
+        """Classify the face crops of one frame in one batch."""
+        scores = self.predict(self.preprocess(crops))
+        scores = scores / np.maximum(scores.sum(axis=1, keepdims=True), 1e-6)
+        return [Classification(scores=s, classes=self.classes) for s in scores]
