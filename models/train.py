@@ -117,6 +117,8 @@ def train(args: argparse.Namespace) -> dict:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
     va = ferplus.load_split("valid", args.data)
     x_val, y_val = ferplus.majority_subset(va)
+    if args.val_limit:
+        x_val, y_val = x_val[: args.val_limit], y_val[: args.val_limit]
     print(f"train {len(x_train)} images, validation {len(x_val)} (majority protocol)", flush=True)
 
     model = build_backbone(width=args.width)
@@ -183,6 +185,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, default=0, help="train on the first N images only (smoke runs)")
+    p.add_argument("--val-limit", type=int, default=0, help="validate on the first N images only (smoke runs)")
     p.add_argument("--no-export", action="store_true", help="stop after training (no int8 export)")
     return p.parse_args(argv)
 
@@ -195,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_export:
         from models import export
 
-        export.main(["--run", args.out, "--data", str(args.data)])
+        export.main(["--run", str(args.out), "--data", str(args.data)])
     return 0
 
 

@@ -1,0 +1,25 @@
+"""Shared test fixtures: where the shared data lives, and skipping clearly where it is absent."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))  # tests run from a checkout without installing too
+
+
+def require_shared(*parts: str) -> Path:
+    """Path inside ../shared/data, or skip the test saying what is missing."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not found: {path} (tests that need FER+, photos or video look in ../shared/data)")
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared data folder (skips the test where it is absent)."""
+    return require_shared()

@@ -1,0 +1,113 @@
+"""The shipped emotion model and the training pipeline (issue 2)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, require_shared
+from edge.classify import SHIPPED_MODEL, EmotionModel
+from edge.runtime import ModelError, sha256_file
+
+CARD = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
+
+
+def test_shipped_model_matches_its_card():
+    assert sha256_file(SHIPPED_MODEL) == CARD["sha256"]
+    assert SHIPPED_MODEL.stat().st_size == CARD["size_bytes"] <= 1_500_000
+    model = EmotionModel()
+    assert model.classes == ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+    assert model.input_size == 48 and CARD["input"]["dtype"] == "int8" and CARD["output"]["dtype"] == "int8"
+
+
+def test_card_figures_meet_the_issue():
+    acc = CARD["accuracy"]
+    assert acc["test_int8"]["n"] == 3137
+    assert acc["test_int8"]["accuracy"] >= 0.85
+    assert acc["test_float"]["accuracy"] - acc["test_int8"]["accuracy"] <= 0.010
+
+
+def test_accuracy_on_fixed_test_slice_matches_card():
+    require_shared("ferplus", "ferplus_eval.npz")
+    from models import evaluate
+
+    stated = CARD["accuracy"]["test_slice500_int8"]
+    report = evaluate.evaluate(SHIPPED_MODEL, split="test", limit=evaluate.SLICE_SIZE, latency=False)
+    assert report.n == stated["n"] == 500
+    assert abs(report.accuracy - stated["accuracy"]) <= 0.015, (report.accuracy, stated)
+
+
+def test_batch_and_single_give_same_scores():
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 255, (60, 60), dtype=np.uint8) for _ in range(3)]
+    model = EmotionModel()
+    batch = model.classify(crops)
+    single = [model.classify([c])[0] for c in crops]
+    for a, b in zip(batch, single):
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
+        assert abs(a.scores.sum() - 1) < 1e-3
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_corrupt_model_gives_one_clear_line(tmp_path, damage):
+    data = SHIPPED_MODEL.read_bytes()
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes({"truncated": data[: len(data) // 3], "garbage": b"\x00" * 4 + b"junk" * 1000,
+                     "empty": b""}[damage])
+    with pytest.raises(ModelError) as err:
+        EmotionModel(bad, SHIPPED_MODEL.with_suffix(".json"), verify_sha256=False)
+    msg = str(err.value)
+    assert "bad.tflite" in msg and "\n" not in msg
+
+
+def test_model_whose_hash_differs_from_card_is_refused(tmp_path):
+    other = tmp_path / "fer_emotion_int8.tflite"
+    shutil.copyfile(SHIPPED_MODEL, other)
+    card = dict(CARD, sha256="0" * 64)
+    other.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="does not match its card"):
+        EmotionModel(other)
+
+
+def test_card_shape_mismatch_is_refused(tmp_path):
+    other = tmp_path / "m.tflite"
+    shutil.copyfile(SHIPPED_MODEL, other)
+    card = json.loads(json.dumps(CARD))
+    card["input"]["size"] = 64
+    other.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="input shape"):
+        EmotionModel(other)
+
+
+def test_eval_command_prints_accuracy_and_writes_png(tmp_path):
+    require_shared("ferplus", "ferplus_eval.npz")
+    png = tmp_path / "confusion.png"
+    out = subprocess.run([sys.executable, "-m", "edge.cli", "eval", "--limit", "200", "--png", str(png)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "top-1 accuracy" in out.stdout and "per-class recall" in out.stdout and "latency" in out.stdout
+    assert png.stat().st_size > 1000
+
+
+def test_tiny_training_run_exports_loadable_int8_model(tmp_path):
+    require_shared("ferplus", "ferplus_train.npz")
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
+    run = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-m", "models.train", "--out", str(run), "--epochs", "1",
+                          "--limit", "320", "--batch", "32", "--val-limit", "300"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    model_path = run / "model_int8.tflite"
+    from models.card import base_card
+
+    model_path.with_suffix(".json").write_text(json.dumps(base_card(model_path, flip_tta=False)))
+    model = EmotionModel(model_path)
+    assert model.card.raw["input"]["dtype"] == "int8"
+    scores = model.classify([np.full((48, 48), 128, np.uint8)])[0].scores
+    assert scores.shape == (8,) and np.isfinite(scores).all()
+    log = json.loads((run / "train_log.json").read_text())
+    assert len(log["epochs"]) == 1 and "val_acc" in log["epochs"][0]
