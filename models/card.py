@@ -97,8 +97,9 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
             "setting": "one thread, batch 1, preprocessing excluded",
             "interpreter": interpreter_class()[1], "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         },
-        "float_model": {"size_bytes": paths["float"].stat().st_size, "sha256": sha256_file(paths["float"]),
-                        "note": "not shipped; kept in the run folder for comparison"},
+        "float_model": {"file": "reference/fer_emotion_float.tflite", "size_bytes": paths["float"].stat().st_size,
+                        "sha256": sha256_file(paths["float"]),
+                        "note": "not used at run time; kept for the int8-vs-float benchmark"},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "license": "model weights: this project's licence; FER+ labels MIT; FER2013 images research use",
     }
@@ -106,6 +107,11 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
     shutil.copyfile(paths["int8"], dest)
     assert sha256_file(dest) == card["sha256"]
     dest.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    # The float model it came from stays beside it for the int8-vs-float benchmark (bench/model.py).
+    ref = MODELS_DIR / "reference" / "fer_emotion_float.tflite"
+    ref.parent.mkdir(exist_ok=True)
+    shutil.copyfile(paths["float"], ref)
+    ref.with_suffix(".json").write_text(json.dumps(cards["float"] | {"file": ref.name}, indent=2) + "\n")
     evaluate.confusion_png(reports["int8"], MODELS_DIR.parent / "docs" / "model_confusion.png")
     print(f"shipped {dest} ({card['size_bytes'] / 1e6:.2f} MB) sha256 {card['sha256']}")
     return card
