@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Install fer-edge as a systemd service on Raspberry Pi OS (bookworm, 64-bit) or Jetson (JetPack 6).
+#
+#   sudo deploy/install.sh                  # install from this checkout, enable and start the unit
+#   deploy/install.sh --prefix /tmp/root    # dry run into a tree, no root needed (used by the tests)
+#
+# What it does (paths shown for a real install; with --prefix DIR they are under DIR):
+#   1. OS packages (apt): python3-venv; on a Pi python3-picamera2 (libcamera is not on PyPI).
+#   2. A system user `fer-edge` (no login, home /var/lib/fer-edge) in the camera groups.
+#   3. A virtual environment /opt/fer-edge/venv with this package installed (pip).
+#   4. The pinned third-party models (deploy/fetch_models.py) into /var/lib/fer-edge/models.
+#   5. /etc/fer-edge/config.yaml from config.yaml (never overwrites an existing one; validated),
+#      /etc/fer-edge/env for secrets (root only, never overwritten).
+#   6. /etc/systemd/system/fer-edge.service; daemon-reload, enable, (re)start.
+# Board specifics and troubleshooting: docs/deploy.md.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: install.sh [options]
+  --prefix DIR      dry run: install into DIR as if it were /, skip apt/useradd/chown/systemctl
+                    (prints them instead) and write a unit whose paths point into DIR; no root needed
+  --board B         pi | jetson | generic (default: detected from the device tree)
+  --python PY       Python interpreter for the venv (default: python3)
+  --skip-models     do not fetch the third-party models (the Haar detector still works)
+  --no-start        install and enable the unit but do not (re)start it
+  --pip-args ARGS   extra pip arguments (default with --prefix: "--no-deps --no-build-isolation",
+                    which installs offline against the system's packages)
+  -h, --help        this text
+EOF
+}
+
+PREFIX=""
+BOARD=""
+PYTHON="python3"
+SKIP_MODELS=0
+NO_START=0
+PIP_ARGS=""
+PIP_ARGS_SET=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --prefix) PREFIX="${2:?--prefix needs a directory}"; shift 2 ;;
+        --prefix=*) PREFIX="${1#*=}"; shift ;;
+        --board) BOARD="${2:?--board needs pi, jetson or generic}"; shift 2 ;;
+        --python) PYTHON="${2:?--python needs an interpreter}"; shift 2 ;;
+        --skip-models) SKIP_MODELS=1; shift ;;
+        --no-start) NO_START=1; shift ;;
+        --pip-args) PIP_ARGS="${2-}"; PIP_ARGS_SET=1; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DRY=0
+if [ -n "$PREFIX" ]; then
+    DRY=1
+    mkdir -p "$PREFIX"
+    PREFIX="$(cd "$PREFIX" && pwd)"
+    [ "$PIP_ARGS_SET" = 1 ] || PIP_ARGS="--no-deps --no-build-isolation"
+elif [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: run as root (sudo), or use --prefix DIR for a dry run" >&2
+    exit 2
+fi
+
+OPT="$PREFIX/opt/fer-edge"
+VENV="$OPT/venv"
+ETC="$PREFIX/etc/fer-edge"
+STATE="$PREFIX/var/lib/fer-edge"
+UNIT_DIR="$PREFIX/etc/systemd/system"
+USER_NAME="fer-edge"
+
+say() { printf '==> %s\n' "$*"; }
+# Commands that need root and a real system: run them, or in a dry run print them.
+sys() {
+    if [ "$DRY" = 1 ]; then printf 'would run: %s\n' "$*"; else "$@"; fi
+}
+
+detect_board() {
+    local model=""
+    [ -r /proc/device-tree/model ] && model="$(tr -d '\0' </proc/device-tree/model)"
+    if [[ "$model" == *"Raspberry Pi"* ]]; then echo pi
+    elif [ -e /etc/nv_tegra_release ] || [[ "$model" == *"Jetson"* ]]; then echo jetson
+    else echo generic
+    fi
+}
+[ -n "$BOARD" ] || BOARD="$(detect_board)"
+case "$BOARD" in pi|jetson|generic) ;; *) echo "install.sh: unknown board '$BOARD'" >&2; exit 2 ;; esac
+say "board: $BOARD; source: $SRC; target: ${PREFIX:-/}"
+
+# 1. OS packages --------------------------------------------------------------------------------
+case "$BOARD" in
+    # picamera2/libcamera come only from Raspberry Pi OS's apt repository; the venv sees them
+    # through --system-site-packages.
+    pi) sys apt-get install -y --no-install-recommends python3-venv python3-pip python3-picamera2 ;;
+    # JetPack 6 is Ubuntu 22.04 (Python 3.10); USB cameras are V4L2, CSI cameras go through GStreamer.
+    jetson) sys apt-get install -y --no-install-recommends python3-venv python3-pip v4l-utils ;;
+    generic) sys apt-get install -y --no-install-recommends python3-venv python3-pip ;;
+esac
+
+# 2. User -----------------------------------------------------------------------------------------
+if [ "$DRY" = 1 ] || ! id "$USER_NAME" >/dev/null 2>&1; then
+    sys useradd --system --home-dir /var/lib/fer-edge --no-create-home --shell /usr/sbin/nologin "$USER_NAME"
+fi
+for group in video render gpio; do      # camera nodes, DMA heaps / GPU, Pi GPIO: whichever exist
+    if getent group "$group" >/dev/null 2>&1; then sys usermod -aG "$group" "$USER_NAME"; fi
+done
+
+# 3. Virtual environment -------------------------------------------------------------------------
+say "virtual environment $VENV"
+mkdir -p "$OPT" "$ETC" "$STATE/models" "$UNIT_DIR"
+# --system-site-packages: picamera2 on a Pi, and the OS's own numpy/OpenCV builds where present.
+"$PYTHON" -m venv --system-site-packages "$VENV"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --no-input)
+CONSTRAINTS=()
+if [ "$BOARD" = pi ]; then
+    # Raspberry Pi OS's picamera2/simplejpeg are built against its numpy 1.x; a numpy 2 wheel
+    # in the venv would shadow it and break `import picamera2`.
+    echo "numpy<2" >"$OPT/constraints.txt"
+    CONSTRAINTS=(-c "$OPT/constraints.txt")
+fi
+# shellcheck disable=SC2086  # PIP_ARGS is a list of words on purpose
+"${PIP[@]}" install --quiet ${PIP_ARGS} "${CONSTRAINTS[@]}" "$SRC"
+if [ ! -x "$VENV/bin/fer-edge" ]; then
+    echo "install.sh: $VENV/bin/fer-edge was not installed" >&2
+    exit 1
+fi
+mkdir -p "$OPT/docs"
+cp "$SRC"/docs/*.md "$OPT/docs/" 2>/dev/null || true
+
+# 4. Third-party models ---------------------------------------------------------------------------
+if [ "$SKIP_MODELS" = 1 ]; then
+    say "models: skipped (--skip-models); fetch later with: sudo -u $USER_NAME $VENV/bin/python $SRC/deploy/fetch_models.py /var/lib/fer-edge/models"
+elif [ -f "$SRC/deploy/fetch_models.py" ]; then
+    say "models -> $STATE/models"
+    "$VENV/bin/python" "$SRC/deploy/fetch_models.py" "$STATE/models"
+else
+    echo "install.sh: deploy/fetch_models.py missing; models not fetched" >&2
+    exit 1
+fi
+
+# 5. Config and secrets ---------------------------------------------------------------------------
+if [ -f "$ETC/config.yaml" ]; then
+    say "config: keeping existing $ETC/config.yaml"
+else
+    say "config: $ETC/config.yaml (from config.yaml)"
+    install -m 0640 "$SRC/config.yaml" "$ETC/config.yaml"
+fi
+if [ ! -f "$ETC/env" ]; then
+    # Read by systemd (EnvironmentFile=) as root before dropping privileges: root-only is enough.
+    cat >"$ETC/env" <<'EOF'
+# Secrets for fer-edge (KEY=value lines), referenced from config.yaml as ${KEY}.
+# FER_EDGE_MQTT_PASSWORD=
+# FER_EDGE_CONFIG_SECRET=
+EOF
+    chmod 0600 "$ETC/env"
+fi
+"$VENV/bin/fer-edge" config validate "$ETC/config.yaml"
+# The service writes the config (remote config) and its state directory; nothing else.
+sys chown -R "$USER_NAME:$USER_NAME" /etc/fer-edge /var/lib/fer-edge
+sys chown root:root /etc/fer-edge/env
+sys chmod 0750 /etc/fer-edge /var/lib/fer-edge
+
+# 6. systemd unit ---------------------------------------------------------------------------------
+say "unit: $UNIT_DIR/fer-edge.service"
+if [ "$DRY" = 1 ]; then
+    # Point the dry-run unit into the tree, so `systemd-analyze verify` can check it there.
+    sed -e "s#/opt/fer-edge#$OPT#g" -e "s#/etc/fer-edge#$ETC#g" -e "s#/var/lib/fer-edge#$STATE#g" \
+        "$SRC/systemd/fer-edge.service" >"$UNIT_DIR/fer-edge.service"
+    chmod 0644 "$UNIT_DIR/fer-edge.service"
+else
+    install -m 0644 "$SRC/systemd/fer-edge.service" "$UNIT_DIR/fer-edge.service"
+fi
+sys systemctl daemon-reload
+sys systemctl enable fer-edge.service
+if [ "$NO_START" = 0 ]; then
+    sys systemctl restart fer-edge.service
+fi
+say "done. Logs: journalctl -u fer-edge -f    Status: systemctl status fer-edge"

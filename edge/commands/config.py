@@ -1,0 +1,120 @@
+"""`fer-edge config`: validate a config file, print its JSON Schema, or sign a remote-config message.
+
+    fer-edge config validate /etc/fer-edge/config.yaml     # exit 0 and its version, or 2 and the problems
+    fer-edge config schema > fer-edge.schema.json          # for editors (YAML language server)
+    fer-edge config sign patch.yaml | mosquitto_pub -t fer-edge/cam1/config/set -s
+    fer-edge config reference              # the Markdown key reference of docs/config.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Subcommands: validate FILE, schema, sign FILE."""
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    v = sub.add_parser("validate", help="check a config file: unknown keys, types, ranges, ${VAR} references")
+    v.add_argument("file", help="YAML config file")
+    v.add_argument("--print", dest="show", action="store_true",
+                   help="also print the effective config (defaults filled in) as JSON; values from the "
+                        "environment are shown, so mind secrets")
+    sub.add_parser("schema", help="print the JSON Schema of the config file")
+    sub.add_parser("reference", help="print the Markdown table of every key (the reference in docs/config.md)")
+    s = sub.add_parser("sign", help="print a config message signed with HMAC-SHA256 for <topic>/config/set")
+    s.add_argument("file", help="YAML document (partial, merged into the device's config; or full with "
+                                "a '# mode: replace' line)")
+    s.add_argument("--secret-env", default="FER_EDGE_CONFIG_SECRET",
+                   help="environment variable holding the shared secret (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen action; exit code 2 for an invalid config or missing secret."""
+    from edge.config import ConfigError, json_schema, load_file
+
+    if args.action == "reference":
+        print(markdown_reference(), end="")
+        return 0
+    if args.action == "schema":
+        json.dump(json_schema(), sys.stdout, indent=2)
+        print()
+        return 0
+    if args.action == "sign":
+        from edge.remote_config import sign
+
+        secret = os.environ.get(args.secret_env, "")
+        if not secret:
+            print(f"fer-edge config sign: environment variable {args.secret_env} is not set", file=sys.stderr)
+            return 2
+        try:
+            body = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
+        except OSError as exc:
+            print(f"fer-edge config sign: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+        sys.stdout.buffer.write(sign(body, secret.encode()))
+        return 0
+    try:
+        loaded = load_file(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        n = len(exc.problems)
+        print(f"{args.file}: invalid ({n} problem{'s' if n != 1 else ''})", file=sys.stderr)
+        return 2
+    print(f"{args.file}: OK (version {loaded.version})")
+    if args.show:
+        print(loaded.config.model_dump_json(indent=2))
+    return 0
+
+
+def markdown_reference() -> str:
+    """Every key of the config as Markdown tables, one per section (key, default, meaning).
+
+    Generated from the schema's descriptions, so the docs cannot drift from the code:
+    tests/test_config.py checks that docs/config.md holds exactly this text.
+    """
+    from edge.config import AppConfig, section_models
+
+    out = []
+    for name, info in AppConfig.model_fields.items():
+        out += [f"#### `{name}`", "", f"{info.description}.", "", "| key | default | meaning |", "|---|---|---|"]
+        seen: set[str] = set()
+        for model in section_models(info.annotation):
+            for path, default, text in _rows(model, name):
+                if path not in seen:
+                    seen.add(path)
+                    out.append(f"| `{path}` | {default} | {text} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _rows(model: Any, prefix: str) -> list[tuple[str, str, str]]:
+    from edge.config import section_models
+
+    rows = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}.{name}"
+        nested = section_models(info.annotation)
+        if nested:
+            for sub in nested:
+                rows += _rows(sub, path)
+            continue
+        rows.append((path, _default_text(path, info), (info.description or "").replace("|", "\\|")))
+    return rows
+
+
+def _default_text(path: str, info: Any) -> str:
+    if path == "device.id":
+        return "the hostname"
+    if info.default_factory is not None:
+        return ""
+    value = info.default
+    if isinstance(value, Path):       # package-relative paths: not this machine's
+        return f"`{value.parent.name}/{value.name}`" if value.is_absolute() else f"`{value}`"
+    try:
+        return f"`{json.dumps(value)}`"
+    except TypeError:
+        return f"`{value}`"

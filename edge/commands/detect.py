@@ -1,0 +1,203 @@
+"""`fer-edge detect IMAGE_OR_DIR...`: faces and emotions in images, folders (recursive) or video files.
+
+Prints one JSON line per face on stdout:
+
+    {"path": "a.jpg", "face": 0, "box": [x, y, w, h], "score": 0.93,
+     "landmarks": {"right_eye": [x, y], ...}, "emotion": "happiness", "emotion_score": 0.91,
+     "scores": {"neutral": 0.02, ...}, "detector": "blazeface-short-range@3bc182eb", "model": "fer-edge-emotion-1.0.0@..."}
+
+(video frames add "frame" and "time"). ``--annotate DIR`` also writes each picture with its faces
+drawn. Problems with an input (missing, unreadable, not an image, empty folder) are one line each
+on stderr and the run goes on with the rest.
+
+Exit codes: 0 every input read; 1 some inputs could not be read; 2 usage or configuration error;
+3 the detector or the emotion model could not be opened.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that run the face pipeline (detect, eval-faces)."""
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="take the detector, align and model sections from this config file "
+                             "(default: the built-in defaults)")
+    parser.add_argument("--detector", choices=("blazeface", "haar"),
+                        help="use this detector backend (its default settings) instead of the config's")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="interpreter threads for detector and model (default: the config's)")
+
+
+def analyzer_from_args(args: argparse.Namespace, prog: str, classify: bool = True) -> tuple[Any, int]:
+    """Build the FaceAnalyzer the options ask for; (analyzer, 0) or (None, exit code) after one stderr line."""
+    from dataclasses import replace
+
+    from edge.pipeline import FaceAnalyzer, PipelineSections
+    from edge.runtime import ModelError
+
+    try:
+        cfg = PipelineSections.of(_load_config(args.config))
+    except ValueError as exc:         # edge.config.ConfigError: one line per problem
+        print(exc, file=sys.stderr)
+        print(f"{prog}: invalid config {args.config}", file=sys.stderr)
+        return None, EXIT_USAGE
+    if args.detector and args.detector != cfg.detector.type:
+        from edge.detect import BlazeFaceConfig, HaarConfig
+        cfg = replace(cfg, detector=BlazeFaceConfig() if args.detector == "blazeface" else HaarConfig())
+    if args.threads:
+        if hasattr(cfg.detector, "threads"):
+            cfg = replace(cfg, detector=cfg.detector.model_copy(update={"threads": args.threads}))
+        cfg = replace(cfg, model=cfg.model.model_copy(update={"threads": args.threads}))
+    try:
+        return FaceAnalyzer(cfg, classify=classify), EXIT_OK
+    except ModelError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None, EXIT_MODEL
+
+
+def _load_config(path: Path | None) -> Any:
+    """The app config from ``path``; None (built-in defaults) without one."""
+    if path is None:
+        return None
+    from edge.config import load_config
+
+    return load_config(path)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Inputs, pipeline options, --annotate, --every, --no-classify."""
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
+                        help="image files, folders of images (searched recursively) or video files")
+    add_pipeline_arguments(parser)
+    parser.add_argument("--annotate", type=Path, metavar="DIR",
+                        help="also write each picture with its faces drawn into DIR (same relative names)")
+    parser.add_argument("--every", type=int, default=1, metavar="N", help="video files: analyse every N-th frame")
+    parser.add_argument("--no-classify", action="store_true",
+                        help="detect and align only (no emotion model needed)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Analyse every input; one JSON line per face; exit code as in the module docstring."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if args.every < 1:
+        print("fer-edge detect: --every must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    analyzer, code = analyzer_from_args(args, "fer-edge detect", classify=not args.no_classify)
+    if analyzer is None:
+        return code
+    failed = pictures = faces = 0
+    for item in _expand(args.inputs, args.every):
+        if isinstance(item, str):          # an input that could not be read: its one-line reason
+            print(f"fer-edge detect: {item}", file=sys.stderr)
+            failed += 1
+            continue
+        path, frame_no, media_time, image, out_name = item
+        pictures += 1
+        results = analyzer.analyze(image)
+        for k, (det, cls) in enumerate(results):
+            record = face_record(det, cls, analyzer, path=str(path), face=k)
+            if frame_no is not None:
+                record = {"path": str(path), "frame": frame_no, "time": round(media_time, 3), **record}
+            print(json.dumps(record), flush=False)
+        faces += len(results)
+        if args.annotate is not None:
+            failed += not _write_annotated(args.annotate / out_name, image, results)
+    sys.stdout.flush()
+    print(f"fer-edge detect: {pictures} picture(s), {faces} face(s), {failed} failed input(s); "
+          f"detector {analyzer.detector_id}, model {analyzer.model_id or 'none'}", file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def face_record(det: Any, cls: Any, analyzer: Any, path: str, face: int) -> dict[str, Any]:
+    """The JSON object printed for one face (rounded so lines stay short)."""
+    record: dict[str, Any] = {
+        "path": path,
+        "face": face,
+        "box": [round(float(v), 1) for v in det.box],
+        "score": round(float(det.score), 4),
+        "landmarks": {k: [round(float(x), 1), round(float(y), 1)] for k, (x, y) in det.landmarks.items()},
+    }
+    if cls is not None:
+        record.update(emotion=cls.label, emotion_score=round(cls.score, 4), scores=cls.as_dict())
+    record.update(detector=analyzer.detector_id, model=analyzer.model_id)
+    return record
+
+
+def _expand(inputs: list[str], every: int = 1) -> Iterator[str | tuple[Path, int | None, float, np.ndarray, Path]]:
+    """Yield (path, frame number or None, media time, image, output name) per picture, or an error line."""
+    from edge.sources import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, SourceConfig, SourceError, VideoFileBackend,
+                              list_images, read_image)
+
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            files = list_images(path)
+            if not files:
+                yield f"{path}: folder holds no images"
+                continue
+            for f in files:
+                try:
+                    yield f, None, 0.0, read_image(f), Path(path.name) / f.relative_to(path)
+                except SourceError as exc:
+                    yield str(exc)
+        elif not path.exists():
+            yield f"{path}: no such file or folder"
+        elif path.suffix.lower() in VIDEO_EXTENSIONS:
+            # the file backend directly: a bad file is one line here, not a reopen loop
+            video = VideoFileBackend(SourceConfig(uri=str(path), kind="video"))
+            try:
+                video.open()
+            except SourceError as exc:
+                yield str(exc)
+                continue
+            try:
+                n = 0
+                while (got := video.read()) is not None:
+                    if n % every == 0:
+                        yield path, n, got[1] or 0.0, got[0], Path(path.stem) / f"{n:06d}.jpg"
+                    n += 1
+            finally:
+                video.release()
+        else:
+            try:
+                image = read_image(path)
+            except SourceError as exc:
+                known = path.suffix.lower() in IMAGE_EXTENSIONS
+                yield str(exc) if known else f"{path}: not an image or video file OpenCV can read"
+                continue
+            yield path, None, 0.0, image, Path(path.name)
+
+
+def _write_annotated(target: Path, image: np.ndarray, results: list) -> bool:
+    """Write ``image`` with boxes, landmarks and emotion labels; False (and one stderr line) on failure."""
+    import cv2
+
+    out = image.copy()
+    for det, cls in results:
+        x, y, w, h = (int(round(v)) for v in det.box)
+        cv2.rectangle(out, (x, y), (x + w, y + h), (0, 255, 0), 2)
+        for px, py in det.landmarks.values():
+            cv2.circle(out, (int(px), int(py)), 2, (0, 0, 255), -1)
+        if cls is not None:
+            text = f"{cls.label} {cls.score:.2f}"
+            cv2.putText(out, text, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1, cv2.LINE_AA)
+    target = target.with_suffix(target.suffix if target.suffix.lower() in (".jpg", ".jpeg", ".png") else ".jpg")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(target), out):
+            raise OSError("OpenCV could not encode or write it")
+    except (OSError, cv2.error) as exc:
+        print(f"fer-edge detect: cannot write {target}: {exc}", file=sys.stderr)
+        return False
+    return True

@@ -1,0 +1,127 @@
+"""`fer-edge recognize`: a live annotated preview (tracked faces, smoothed emotions) in a window or over MJPEG.
+
+    fer-edge recognize --source 0                  # the first camera, in an OpenCV window (q or Esc quits)
+    fer-edge recognize --source clip.mp4 --mjpeg 8090 --no-window   # watch at http://127.0.0.1:8090/
+
+It runs the same FrameProcessor as the service (detect every N frames, track, classify at a rate);
+``--events`` also prints the events as JSON lines. The MJPEG stream listens on 127.0.0.1 unless
+``--host`` says otherwise: it shows faces.
+
+Exit codes: 0 done (source ended or quit); 2 usage/config error or no way to show the preview;
+3 a model, camera or port could not be opened.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from edge.commands.detect import EXIT_MODEL, EXIT_OK, EXIT_USAGE, add_pipeline_arguments, analyzer_from_args
+
+PROG = "fer-edge recognize"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """--source, pipeline options, --mjpeg/--host, --no-window, --events, --max-frames."""
+    parser.add_argument("--source", metavar="URI", help="camera index (0), device, video file, image folder or "
+                        "rtsp:// URL (default: the config's source.uri)")
+    add_pipeline_arguments(parser)
+    parser.add_argument("--mjpeg", type=int, metavar="PORT", nargs="?", const=-1,
+                        help="also serve the preview as MJPEG over HTTP (default port: the config's)")
+    parser.add_argument("--host", metavar="ADDR", help="address for --mjpeg (default 127.0.0.1: this device only)")
+    parser.add_argument("--no-window", action="store_true", help="do not open an OpenCV window")
+    parser.add_argument("--events", action="store_true", help="print the events as JSON lines on stdout")
+    parser.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N frames (0: no limit)")
+
+
+def _config(args: argparse.Namespace):
+    from edge.config import AppConfig, load_config
+
+    cfg = load_config(args.config) if args.config else AppConfig()
+    if args.source is not None:
+        cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"uri": args.source, "kind": "auto"})})
+    mjpeg = cfg.preview.mjpeg
+    if args.mjpeg is not None:
+        mjpeg = mjpeg.model_copy(update={"enabled": True, **({"port": args.mjpeg} if args.mjpeg >= 0 else {})})
+    if args.host:
+        mjpeg = mjpeg.model_copy(update={"host": args.host})
+    return cfg.model_copy(update={"preview": cfg.preview.model_copy(update={"mjpeg": mjpeg})})
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open source, pipeline and preview outputs; process frames until the source ends or q/Esc."""
+    from edge.preview import MjpegServer, annotate, display_problem
+    from edge.schedule import FrameProcessor
+    from edge.sources import open_source
+
+    try:
+        cfg = _config(args)
+    except ValueError as exc:             # ConfigError: one line per problem
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    window = cfg.preview.window and not args.no_window
+    if window and (problem := display_problem()):
+        if not cfg.preview.mjpeg.enabled and not args.events:
+            print(f"{PROG}: cannot open a window: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"{PROG}: no window ({problem})", file=sys.stderr)
+        window = False
+    if not window and not cfg.preview.mjpeg.enabled and not args.events:
+        print(f"{PROG}: nothing to show: give --mjpeg PORT or --events, or run where a window can open",
+              file=sys.stderr)
+        return EXIT_USAGE
+    args.config = Path(args.config) if args.config else None
+    analyzer, code = analyzer_from_args(args, PROG)
+    if analyzer is None:
+        return code
+    server = None
+    if cfg.preview.mjpeg.enabled:
+        try:
+            server = MjpegServer(cfg.preview.mjpeg).start()
+        except OSError as exc:
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            return EXIT_MODEL
+        print(f"{PROG}: preview at {server.url}", file=sys.stderr)
+    proc = FrameProcessor(cfg, analyzer)
+    source = open_source(cfg.source)
+    try:
+        return _loop(args, cfg, source, proc, server, window, annotate)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        source.close()
+        if server is not None:
+            server.close()
+        if window:
+            import cv2
+            cv2.destroyAllWindows()
+
+
+def _loop(args, cfg, source, proc, server, window: bool, annotate) -> int:
+    import cv2
+
+    fps, last, n = 0.0, time.monotonic(), 0
+    for frame in source:
+        result = proc.process(frame, now=time.time() if source.live else None)
+        n += 1
+        now = time.monotonic()
+        fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if n > 1 else 0.0
+        last = now
+        if args.events:
+            for event in result.events:
+                print(event.to_json(), flush=True)
+        if window or server is not None:
+            picture = annotate(frame.image, result.tracks, cfg.preview, status=f"{fps:.1f} fps")
+            if server is not None:
+                server.publish(picture)
+            if window:
+                cv2.imshow("fer-edge", picture)
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    break
+        if args.max_frames and n >= args.max_frames:
+            break
+    if args.events:
+        for event in proc.close():
+            print(event.to_json(), flush=True)
+    return EXIT_OK

@@ -1,0 +1,30 @@
+"""`fer-edge run`: the continuous service (what systemd starts): source -> pipeline -> MQTT.
+
+    fer-edge run --config /etc/fer-edge/config.yaml
+
+SIGTERM/SIGINT stop it cleanly (capture stopped, event queue flushed); SIGHUP reloads the config
+file. Exit codes: 0 stopped or the source ended, 1 the pipeline failed, 2 no usable config,
+3 the models or the sink could not be opened.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """--config PATH (default: /etc/fer-edge/config.yaml if present, else ./config.yaml)."""
+    parser.add_argument("--config", "-c", default=None,
+                        help="YAML config file (default: /etc/fer-edge/config.yaml if it exists, else ./config.yaml)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the service until stopped; returns its exit code."""
+    from edge.config import default_path
+    from edge.service import Service
+
+    # stderr goes to the journal under systemd, which adds its own timestamps
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return Service(args.config or default_path()).run()

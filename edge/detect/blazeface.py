@@ -1,0 +1,175 @@
+"""MediaPipe BlazeFace short-range face detector (TFLite): boxes plus 6 landmarks.
+
+The model takes a 128x128 RGB image scaled to [-1, 1] and returns, for each of 896 fixed SSD
+anchors, 16 regressors (box centre/size and 6 keypoints, in input pixels relative to the
+anchor) and one logit. Decoding follows MediaPipe's face_detection_short_range graph:
+anchors from strides 8,16,16,16; sigmoid scores; weighted non-maximum suppression.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from edge.detect.base import CommonDetectorOptions, keep_largest
+from edge.detect.fetched import BLAZEFACE_SHORT, find_fetched_model, model_search_dirs
+from edge.runtime import ModelError, open_interpreter, sha256_file
+from edge.types import Detection
+
+log = logging.getLogger(__name__)
+
+INPUT = 128
+# MediaPipe's keypoint order; "right"/"left" are the subject's (right eye is on the image's left).
+LANDMARKS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
+
+
+class BlazeFaceConfig(CommonDetectorOptions):
+    """BlazeFace short-range (TFLite): faces within about 2 m of the camera, with eye/nose/mouth/ear landmarks."""
+
+    type: Literal["blazeface"] = Field("blazeface", description="Detector backend: 'blazeface' or 'haar'.")
+    model_path: str = Field("", description="Path of face_detection_short_range.tflite; empty: look in "
+                            "$FER_EDGE_MODELS, /var/lib/fer-edge/models, ~/.cache/fer-edge/models "
+                            "(put there by deploy/fetch_models.py).")
+    verify_sha256: bool = Field(True, description="Check the model file against its pinned sha256 when loading "
+                                "(catches truncated or swapped files).")
+    threads: int = Field(1, ge=1, le=16, description="Interpreter threads for the detector.")
+    nms_iou: float = Field(0.3, gt=0.0, lt=1.0, description="Boxes overlapping more than this are merged "
+                           "(weighted by score) into one face.")
+    fallback_to_haar: bool = Field(True, description="If the model cannot be opened, say so in one line and use "
+                                   "the Haar detector instead of stopping.")
+
+
+def _anchors() -> np.ndarray:
+    """The 896 anchor centres (x, y) in 0..1, in the order of the model's outputs."""
+    out = []
+    for stride, per_cell in ((8, 2), (16, 6)):   # strides 8,16,16,16: layers sharing a stride share a grid
+        n = INPUT // stride
+        ys, xs = np.mgrid[0:n, 0:n]
+        centres = np.stack([(xs + 0.5) / n, (ys + 0.5) / n], axis=-1).reshape(-1, 2)
+        out.append(np.repeat(centres, per_cell, axis=0))
+    return np.concatenate(out).astype(np.float32)
+
+
+ANCHORS = _anchors()
+
+
+def resolve_model_path(cfg: BlazeFaceConfig) -> Path:
+    """The model file to open; ModelError naming where it looked and how to fetch it."""
+    if cfg.model_path:
+        return Path(cfg.model_path).expanduser()
+    found = find_fetched_model(BLAZEFACE_SHORT.filename)
+    if found is None:
+        where = ", ".join(str(d) for d in model_search_dirs())
+        raise ModelError(f"BlazeFace model {BLAZEFACE_SHORT.filename} not found in {where}: "
+                         "run `python deploy/fetch_models.py` or set detector.type: haar")
+    return found
+
+
+class BlazeFaceDetector:
+    """BlazeFace on the TFLite interpreter; ``detect(bgr) -> [Detection]`` with 6 landmarks each."""
+
+    def __init__(self, cfg: BlazeFaceConfig | None = None) -> None:
+        self.cfg = cfg or BlazeFaceConfig()
+        path = resolve_model_path(self.cfg)
+        if not path.is_file():
+            raise ModelError(f"BlazeFace model not found: {path} (run `python deploy/fetch_models.py`)")
+        digest = sha256_file(path)
+        if self.cfg.verify_sha256 and digest != BLAZEFACE_SHORT.sha256:
+            raise ModelError(f"{path}: sha256 {digest[:12]}... is not the pinned BlazeFace model "
+                             f"({BLAZEFACE_SHORT.sha256[:12]}...); corrupt or replaced: re-run "
+                             "`python deploy/fetch_models.py --force`")
+        self.interp = open_interpreter(path, self.cfg.threads)
+        inp = self.interp.get_input_details()[0]
+        if tuple(inp["shape"]) != (1, INPUT, INPUT, 3):
+            raise ModelError(f"{path}: input shape {tuple(inp['shape'])}, expected (1, 128, 128, 3) for BlazeFace short-range")
+        self._in = inp["index"]
+        outs = {tuple(o["shape"]): o["index"] for o in self.interp.get_output_details()}
+        try:
+            self._reg, self._cls = outs[(1, 896, 16)], outs[(1, 896, 1)]
+        except KeyError:
+            raise ModelError(f"{path}: outputs {list(outs)} are not BlazeFace's (1,896,16) and (1,896,1)") from None
+        self.detector_id = f"blazeface-short-range@{digest[:8]}"
+        self._tensor = np.zeros((1, INPUT, INPUT, 3), np.float32)
+
+    def _letterbox(self, image: np.ndarray) -> tuple[float, float, float]:
+        """Resize ``image`` into the 128x128 input keeping its aspect (centred, zero-padded).
+
+        Returns (scale, pad_x, pad_y) mapping input pixels back: x_img = (x_in - pad_x) / scale.
+        """
+        import cv2  # kept out of module import: config loading must not load OpenCV
+
+        h, w = image.shape[:2]
+        scale = INPUT / max(h, w)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        px, py = (INPUT - nw) // 2, (INPUT - nh) // 2
+        t = self._tensor
+        t.fill(0.0)   # 0 is mid-grey after [-1, 1] scaling, as MediaPipe pads
+        # BGR -> RGB and [0,255] -> [-1,1] in one step, written straight into the input tensor
+        t[0, py:py + nh, px:px + nw] = small[..., ::-1].astype(np.float32) * (1 / 127.5) - 1.0
+        return scale, float(px), float(py)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in a BGR uint8 image, largest first, with right/left eye, nose, mouth, right/left ear."""
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        scale, px, py = self._letterbox(image)
+        self.interp.set_tensor(self._in, self._tensor)
+        self.interp.invoke()
+        reg = self.interp.get_tensor(self._reg)[0]
+        logits = self.interp.get_tensor(self._cls)[0, :, 0]
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))
+        keep = np.nonzero(scores >= self.cfg.min_score)[0]
+        if keep.size == 0:
+            return []
+        raw = reg[keep] / INPUT
+        anc = ANCHORS[keep]
+        pts = raw[:, 4:].reshape(-1, 6, 2) + anc[:, None, :]            # keypoints, 0..1 of the input
+        cx, cy = raw[:, 0] + anc[:, 0], raw[:, 1] + anc[:, 1]
+        boxes = np.stack([cx - raw[:, 2] / 2, cy - raw[:, 3] / 2, raw[:, 2], raw[:, 3]], axis=1)
+        dets = []
+        for score, box, kp in weighted_nms(scores[keep], boxes, pts, self.cfg.nms_iou):
+            x, y, w, h = (float(v) for v in box * INPUT)
+            kp = (kp * INPUT - (px, py)) / scale
+            dets.append(Detection(
+                box=((x - px) / scale, (y - py) / scale, w / scale, h / scale),
+                score=float(score),
+                landmarks={name: (float(kp[i, 0]), float(kp[i, 1])) for i, name in enumerate(LANDMARKS)},
+            ))
+        return keep_largest(dets, self.cfg)
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[0] + box[2], boxes[:, 0] + boxes[:, 2])
+    y2 = np.minimum(box[1] + box[3], boxes[:, 1] + boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    return inter / (box[2] * box[3] + boxes[:, 2] * boxes[:, 3] - inter + 1e-9)
+
+
+def weighted_nms(scores: np.ndarray, boxes: np.ndarray, points: np.ndarray,
+                 iou: float) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """MediaPipe's weighted NMS: each cluster of overlapping anchors becomes their score-weighted mean.
+
+    Averaging (instead of keeping the single best anchor) steadies boxes and landmarks, which
+    matters for alignment. Returns (score of the best anchor, box xywh, keypoints) per face.
+    """
+    order = np.argsort(-scores)
+    scores, boxes, points = scores[order], boxes[order], points[order]
+    alive = np.ones(len(scores), bool)
+    out = []
+    for i in range(len(scores)):
+        if not alive[i]:
+            continue
+        members = alive & (_iou(boxes[i], boxes) > iou)
+        members[i] = True
+        alive &= ~members
+        w = scores[members][:, None]
+        box = (boxes[members] * w).sum(0) / w.sum()
+        pts = (points[members] * w[:, :, None]).sum(0) / w.sum()
+        out.append((float(scores[i]), box, pts))
+    return out

@@ -1,0 +1,94 @@
+"""Where events go: ``make_sink(cfg)`` picks the durable MQTT publisher or, without a broker, stdout JSON lines.
+
+The code that produces events only sees :class:`EventSink`; whether a broker is connected, or
+configured at all, is the sink's business.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from typing import Any, Callable, Iterable, Protocol, TextIO
+
+from edge.events import Event, EventsConfig, publishable
+from edge.publish.discovery import HomeAssistantConfig
+from edge.publish.mqtt import MqttConfig, MqttSink, check_topic_level
+from edge.publish.queue import EventQueue, QueueConfig
+
+log = logging.getLogger(__name__)
+
+
+class EventSink(Protocol):
+    """What the service publishes through."""
+
+    def publish(self, event: Event) -> None: ...
+    def publish_all(self, events: Iterable[Event]) -> None: ...
+    def publish_stats(self, stats: dict[str, Any]) -> dict[str, Any]: ...
+    def publish_retained(self, subtopic: str, payload: dict[str, Any] | str | bytes) -> None: ...
+    def subscribe(self, subtopic: str, callback: Callable[[bytes], None]) -> None: ...
+    def close(self, timeout: float = 5.0) -> None: ...
+
+
+class StdoutSink:
+    """Events as JSON lines on stdout (the same payloads as the MQTT `events` topic); stats to the log.
+
+    Sequence numbers start at 1 per run: without a queue file there is nothing durable to continue.
+    """
+
+    def __init__(self, device: str, events: EventsConfig | None = None, stream: TextIO | None = None) -> None:
+        self.device = device
+        self.events_cfg = events or EventsConfig()
+        self.stream = stream or sys.stdout
+        self.seq = 0
+        self._lock = threading.Lock()
+
+    def publish(self, event: Event) -> None:
+        """Write one event as a JSON line."""
+        self.publish_all((event,))
+
+    def publish_all(self, events: Iterable[Event]) -> None:
+        """Write events as JSON lines, in order."""
+        with self._lock:
+            for ev in publishable(list(events), self.events_cfg):
+                self.seq += 1
+                self.stream.write(ev.stamped(self.device, self.seq).to_json() + "\n")
+            self.stream.flush()
+
+    def publish_stats(self, stats: dict[str, Any]) -> dict[str, Any]:
+        """Log the health report as one JSON line (logger ``edge.publish.sink``)."""
+        payload = {"device": self.device, **stats}
+        log.info("stats %s", json.dumps(payload, separators=(",", ":")))
+        return payload
+
+    def publish_retained(self, subtopic: str, payload: dict[str, Any] | str | bytes) -> None:
+        """Log what would be retained on ``subtopic``."""
+        log.info("%s %s", subtopic, payload if not isinstance(payload, dict) else json.dumps(payload))
+
+    def subscribe(self, subtopic: str, callback: Callable[[bytes], None]) -> None:
+        """Nothing arrives without a broker."""
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush the stream."""
+        self.stream.flush()
+
+
+def build_sink(device: str, events: EventsConfig | None = None, mqtt: MqttConfig | None = None,
+               queue: QueueConfig | None = None, homeassistant: HomeAssistantConfig | None = None,
+               cameras: Iterable[str] = ()) -> EventSink:
+    """A sink from the publishing sections: MQTT when ``mqtt`` is enabled with a host, else stdout.
+
+    Raises QueueError (queue file unusable) or ValueError (bad device id, TLS files) with one clear line.
+    """
+    check_topic_level(device, "device id")
+    if mqtt is None or not mqtt.enabled or not mqtt.host:
+        return StdoutSink(device, events)
+    return MqttSink(device, mqtt, EventQueue.from_config(queue or QueueConfig()), events, homeassistant, cameras)
+
+
+def make_sink(cfg: Any) -> EventSink:
+    """The sink for an AppConfig (edge/config.py): uses its device, events, mqtt, queue and homeassistant sections."""
+    device = getattr(cfg.device, "id", cfg.device)
+    camera = getattr(getattr(cfg, "source", None), "name", None)      # the camera id of the source
+    return build_sink(str(device), cfg.events, cfg.mqtt, cfg.queue, cfg.homeassistant,
+                      [camera] if isinstance(camera, str) and camera else [])

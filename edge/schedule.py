@@ -1,0 +1,241 @@
+"""What runs on which frame: detect every N frames, track in between, classify each face at a rate.
+
+``FrameProcessor.process(frame)`` is one frame's whole way after decoding: detection (on detection
+frames) or motion prediction (between them), the quality gates, alignment and classification of the
+tracks that are due, smoothing and hysteresis, and the events that result. A live camera's frames
+that arrive too late to matter are dropped rather than processed behind time, and counted.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from edge.config_base import StrictModel
+from edge.events import Event
+from edge.types import Detection, Frame
+
+STAGES = ("detect", "track", "align", "classify", "events")
+
+
+class ScheduleConfig(StrictModel):
+    """Section `schedule`: how much work each frame gets (the knobs that make a small board keep up)."""
+
+    detect_every: int = Field(5, ge=1, le=300, description="Run the face detector on every Nth processed frame; "
+                              "in between, tracks move by their motion model. 1 detects on every frame. "
+                              "5 suits 25-30 fps cameras (faces are re-found 5-6 times a second).")
+    classify_hz: float = Field(5.0, gt=0.0, le=120.0, description="Classify each tracked face at most this many "
+                               "times per second (the smoothing needs a few samples a second, not one per frame).")
+    max_lag_s: float = Field(0.5, ge=0.0, le=60.0, description="Live sources: a frame older than this when "
+                             "processing starts is dropped (counted in stats) instead of processed late; "
+                             "0 never drops.")
+
+
+@dataclass
+class FrameResult:
+    """What processing one frame gave."""
+
+    index: int
+    timestamp: float
+    tracks: list[Any]                  # the confirmed tracks in view (edge.track.Track), oldest first
+    events: list[Event]
+    timings: dict[str, float]          # stage -> milliseconds, for the stages that ran on this frame
+    detected: bool = False             # the detector ran on this frame
+    classified: int = 0                # faces classified on this frame
+    dropped: bool = False              # skipped: it arrived too late (live sources)
+    changes: Any = None                # the tracker's TrackChanges of this frame (None when dropped)
+
+
+@dataclass
+class ProcessorStats:
+    """Counters since the last reset, for the service's stats message and the benchmarks."""
+
+    frames: int = 0                    # frames processed
+    dropped: int = 0                   # frames skipped because processing fell behind
+    detections: int = 0                # detector runs
+    classified: int = 0                # faces classified
+    skipped_quality: int = 0           # classifications skipped by the quality gates
+    faces_confirmed: int = 0           # tracks confirmed (new faces)
+    face_frames: int = 0               # sum over processed frames of the faces in view
+    stage_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
+    stage_calls: dict[str, int] = field(default_factory=lambda: {s: 0 for s in STAGES})
+    first_t: float | None = None
+    last_t: float | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain numbers: totals, mean ms per stage (per call), fps, faces per frame and per minute."""
+        span = (self.last_t - self.first_t) if self.first_t is not None and self.last_t is not None else 0.0
+        busy_ms = sum(self.stage_ms.values())
+        return {
+            "frames": self.frames, "dropped": self.dropped, "detections": self.detections,
+            "classified": self.classified, "skipped_quality": self.skipped_quality,
+            "faces_confirmed": self.faces_confirmed,
+            "faces_per_frame": round(self.face_frames / self.frames, 3) if self.frames else 0.0,
+            "faces_per_minute": round(self.faces_confirmed * 60.0 / span, 2) if span > 0 else 0.0,
+            "stage_ms": {s: round(self.stage_ms[s] / self.stage_calls[s], 3)
+                         for s in STAGES if self.stage_calls[s]},
+            "inference_ms": round(self.stage_ms["classify"] / self.stage_calls["classify"], 3)
+            if self.stage_calls["classify"] else None,
+            "processing_fps": round(self.frames * 1000.0 / busy_ms, 1) if busy_ms > 0 else None,
+            "input_fps": round((self.frames + self.dropped) / span, 2) if span > 0 else None,
+        }
+
+
+class FrameProcessor:
+    """Detect every N frames, track between, classify due faces that pass the quality gates, emit events.
+
+    ``cfg`` is the app config (sections schedule, tracking, quality, events, align, detector, model,
+    source). ``analyzer`` (an :class:`edge.pipeline.FaceAnalyzer`) is built from it when not given.
+    """
+
+    def __init__(self, cfg: Any = None, analyzer: Any = None) -> None:
+        from edge.emitter import EventEmitter
+        from edge.track import Tracker
+
+        if cfg is None:
+            from edge.config import AppConfig
+            cfg = AppConfig()
+        self.cfg = cfg
+        if analyzer is None:
+            from edge.pipeline import FaceAnalyzer
+            analyzer = FaceAnalyzer(self.cfg)
+        self.analyzer = analyzer
+        self.tracker = Tracker(self.cfg.tracking)
+        self.emitter = EventEmitter(self.cfg.events, camera=getattr(self.cfg.source, "name", "cam0"))
+        self.stats = ProcessorStats()
+        self._since_detect: int | None = None     # processed frames since the last detection
+        self._last_detect_t: float | None = None
+        self._last_index: int | None = None
+        self._last_t: float | None = None
+
+    def process(self, frame: Frame, now: float | None = None) -> FrameResult:
+        """Process one frame. ``now`` (epoch seconds, live sources only) enables dropping late frames."""
+        from edge.track import TrackChanges
+
+        sched = self.cfg.schedule
+        t = frame.timestamp
+        self._count_gap(frame.index)
+        if now is not None and sched.max_lag_s > 0 and now - t > sched.max_lag_s:
+            self.stats.dropped += 1
+            return FrameResult(frame.index, t, self.tracker.confirmed, [], {}, dropped=True)
+
+        timings: dict[str, float] = {}
+        detect_now = self._since_detect is None or self._since_detect + 1 >= sched.detect_every
+        clock = time.perf_counter()
+        if detect_now:
+            dets = self.analyzer.detect(frame)
+            timings["detect"] = _lap(clock)
+            clock = time.perf_counter()
+            changes = self.tracker.update(dets, t)
+            self._since_detect, self._last_detect_t = 0, t
+            self.stats.detections += 1
+        else:
+            self.tracker.predict(t)
+            changes = TrackChanges()
+            self._since_detect = (self._since_detect or 0) + 1
+        timings["track"] = _lap(clock)
+
+        emotion_changes, crops, n_classified = self._classify_due(frame, t, timings)
+
+        clock = time.perf_counter()
+        tracks = self.tracker.confirmed
+        events = self.emitter.step(t, changes, emotion_changes, tracks,
+                                   crops if self.cfg.events.snapshots.enabled else None)
+        timings["events"] = _lap(clock)
+        self._account(t, timings, len(tracks), len(changes.confirmed))
+        return FrameResult(frame.index, t, tracks, events, timings, detected=detect_now, classified=n_classified,
+                           changes=changes)
+
+    def close(self, t: float | None = None) -> list[Event]:
+        """End of the stream: face_left for the faces still tracked and the last (partial) summary."""
+        t = self._last_t if t is None else t
+        if t is None:
+            return []
+        return self.emitter.finish(t, self.tracker.end_all(t))
+
+    def _classify_due(self, frame: Frame, t: float, timings: dict[str, float]) \
+            -> tuple[list, dict[int, np.ndarray], int]:
+        """Align, gate and classify the confirmed tracks that are due; feed their smoothers."""
+        from edge.quality import crop_problem, detection_problem
+
+        period = 1.0 / self.cfg.schedule.classify_hz
+        quality = self.cfg.quality
+        due: list[tuple[Any, Detection]] = []
+        for tr in self.tracker.confirmed:
+            # Only faces the last detection saw: a track coasting through a miss may be behind a hand.
+            if tr.last_seen != self._last_detect_t:
+                continue
+            if tr.last_attempt is not None and t - tr.last_attempt < period - 1e-3:
+                continue
+            tr.last_attempt = t
+            det = tr.detection if tr.last_seen == t else _moved(tr.detection, tr.box)
+            problem = detection_problem(det, quality)
+            if problem:
+                tr.quality = problem
+                self.stats.skipped_quality += 1
+                continue
+            due.append((tr, det))
+        if not due:
+            return [], {}, 0
+        clock = time.perf_counter()
+        crops = self.analyzer.align(frame, [d for _, d in due])
+        keep = []
+        for (tr, _), crop in zip(due, crops):
+            problem = crop_problem(crop, quality)
+            if problem:
+                tr.quality = problem
+                self.stats.skipped_quality += 1
+            else:
+                keep.append((tr, crop))
+        timings["align"] = _lap(clock)
+        if not keep:
+            return [], {}, 0
+        clock = time.perf_counter()
+        results = self.analyzer.classify([c for _, c in keep])
+        timings["classify"] = _lap(clock)
+        changes = []
+        for (tr, _), cls in zip(keep, results):
+            changed, previous = tr.classify(cls, t)
+            if changed:
+                changes.append((tr, previous))
+        self.stats.classified += len(results)
+        return changes, {tr.key: c for tr, c in keep}, len(results)
+
+    def _count_gap(self, index: int) -> None:
+        """Frames the source skipped (it keeps only the newest frame when we are slow) count as dropped."""
+        if self._last_index is not None and index > self._last_index + 1:
+            self.stats.dropped += index - self._last_index - 1
+        self._last_index = index
+
+    def take_stats(self) -> dict[str, Any]:
+        """The counters as plain numbers, then start counting afresh (one stats interval)."""
+        snap = self.stats.snapshot()
+        self.stats = ProcessorStats()
+        return snap
+
+    def _account(self, t: float, timings: dict[str, float], faces: int, confirmed: int) -> None:
+        s = self.stats
+        s.frames += 1
+        s.face_frames += faces
+        s.faces_confirmed += confirmed
+        for stage, ms in timings.items():       # only the stages that ran on this frame
+            s.stage_ms[stage] += ms
+            s.stage_calls[stage] += 1
+        if s.first_t is None:
+            s.first_t = t
+        s.last_t = self._last_t = t
+
+
+def _lap(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+def _moved(det: Detection, box: tuple[float, float, float, float]) -> Detection:
+    """The detection shifted and scaled onto the track's predicted box (landmarks too), between detections."""
+    ox, oy, ow, oh = det.box
+    sx, sy = box[2] / max(ow, 1e-6), box[3] / max(oh, 1e-6)
+    lms = {k: (box[0] + (x - ox) * sx, box[1] + (y - oy) * sy) for k, (x, y) in det.landmarks.items()}
+    return Detection(box=box, score=det.score, landmarks=lms)

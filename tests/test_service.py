@@ -1,0 +1,75 @@
+"""`fer-edge run` as a process: clean stop on SIGTERM with the queue on disk, and start-up with a bad config."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import require_shared  # noqa: E402
+from conftest_service import ServiceProcess, write_config  # noqa: E402
+from helpers.broker import free_port  # noqa: E402
+
+from edge.config import load_file  # noqa: E402
+from edge.remote_config import backup_path  # noqa: E402
+
+
+def _config(tmp_path: Path, **extra) -> dict:
+    return {"device": {"id": "svc1"},
+            "source": {"uri": str(require_shared("video", "single_face.mp4")), "loop": True, "pace": True},
+            "detector": {"type": "haar"},
+            # a broker that is down: events can only go to the queue file
+            "mqtt": {"host": "127.0.0.1", "port": free_port(), "reconnect_max_s": 1.0},
+            "queue": {"path": str(tmp_path / "queue.db")},
+            "stats": {"interval_s": 1.0}, **extra}
+
+
+def test_sigterm_stops_capture_flushes_the_queue_and_exits_quickly(tmp_path):
+    svc = ServiceProcess(write_config(tmp_path / "config.yaml", _config(tmp_path)))
+    try:
+        svc.wait_ready()
+        time.sleep(3.0)                       # the face appears at 0.4 s of the video
+        assert svc.alive(), svc.stderr()[-2000:]
+        code, took = svc.stop()
+    finally:
+        svc.close()
+    assert code == 0, svc.stderr()[-2000:]
+    assert took < 5.0, f"took {took:.1f} s to stop"
+    assert svc.notify.times("STOPPING")
+    with sqlite3.connect(tmp_path / "queue.db") as db:
+        kinds = [json.loads(p)["type"] for (p,) in db.execute("SELECT payload FROM events ORDER BY seq")]
+    # face_appeared while running; face_left and the last summary emitted by the clean stop
+    assert kinds[0] == "face_appeared" and "face_left" in kinds and kinds[-1] == "summary", kinds
+    print(f"\nSIGTERM: exited in {took:.2f} s; {len(kinds)} events on disk for the broker: {kinds}")
+
+
+def test_an_invalid_config_at_start_falls_back_to_the_previous_one(tmp_path):
+    path = write_config(tmp_path / "config.yaml", _config(tmp_path))
+    good = path.read_text()
+    backup_path(path, 1).write_text(good)
+    path.write_text(good + "stats:\n  interval_s: soon\n")          # a duplicate key and a bad value
+    svc = ServiceProcess(path)
+    try:
+        ready = svc.wait_ready()
+        assert svc.alive()
+        err = svc.stderr()
+        assert "config.yaml is invalid" in err and "running the previous config" in err and "config.yaml.1 (version" in err
+        assert ready.fields["STATUS"].endswith(load_file(backup_path(path, 1)).version[:12])
+    finally:
+        svc.stop()
+        svc.close()
+
+
+def test_no_usable_config_exits_2_with_the_reason(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("stats:\n  interval_s: soon\n")
+    svc = ServiceProcess(path)
+    try:
+        code = svc.proc.wait(30)
+    finally:
+        svc.close()
+    assert code == 2
+    assert f"{path}:2: stats.interval_s: Input should be a valid number" in svc.stderr()
+    assert any(s.startswith("config error:") for s in svc.notify.statuses())
