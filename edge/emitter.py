@@ -14,18 +14,13 @@ Timestamps come from the frames, never from a clock, so the same detections give
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from edge.events import Event, EventsConfig, Summary, encode_snapshot
 from edge.track import UNKNOWN, Track, TrackChanges
 
-# The per-emotion seconds (face_left histogram, summary time per emotion) are published once
-# edge/events.py carries them (requested in /work/notes/tracking_requests.md); until then they are
-# computed here (Track.emotion_seconds, _Interval.seconds) but have no field to travel in.
-_EVENT_HAS_EMOTIONS = "emotions" in {f.name for f in fields(Event)}
-_SUMMARY_HAS_SECONDS = "seconds" in {f.name for f in fields(Summary)}
 
 
 @dataclass
@@ -112,17 +107,17 @@ class EventEmitter:
     def _face_left(self, tr: Track) -> Event:
         scores = tr.scores or None
         label = tr.emotion
-        extra = {"emotions": {k: round(v, 3) for k, v in tr.emotion_seconds.items()}} if _EVENT_HAS_EMOTIONS else {}
         return Event(type="face_left", camera=self.camera, ts=tr.last_seen, track_id=tr.id, label=label,
                      score=(scores or {}).get(label) if label else None, scores=scores,
-                     box=_box(tr.box_at_last_seen), duration_s=tr.dwell_s, **extra)
+                     box=_box(tr.box_at_last_seen), duration_s=tr.dwell_s,
+                     emotions={k: round(v, 3) for k, v in tr.emotion_seconds.items()})
 
     def _summary(self, end: float) -> Event:
         iv = self._interval
         assert iv is not None
-        extra = {"seconds": {k: round(v, 3) for k, v in sorted(iv.seconds.items())}} if _SUMMARY_HAS_SECONDS else {}
         summary = Summary(interval_s=end - iv.start, start=iv.start,
-                          counts={k: len(v) for k, v in sorted(iv.shown.items())}, faces=len(iv.faces), **extra)
+                          counts={k: len(v) for k, v in sorted(iv.shown.items())}, faces=len(iv.faces),
+                          seconds={k: round(v, 3) for k, v in sorted(iv.seconds.items())})
         return Event(type="summary", camera=self.camera, ts=end, summary=summary)
 
 

@@ -73,10 +73,12 @@ class Summary:
     start: float                      # epoch seconds at its start (the event's ts is its end)
     counts: dict[str, int]            # emotion -> faces (tracks) that showed it during the interval
     faces: int                        # distinct faces (tracks) seen during the interval
+    seconds: dict[str, float] = field(default_factory=dict)   # emotion -> face-seconds in the interval
 
     def to_dict(self) -> dict[str, Any]:
         return {"interval_s": round(float(self.interval_s), 3), "start": iso_utc(self.start),
-                "counts": {k: int(v) for k, v in self.counts.items()}, "faces": int(self.faces)}
+                "counts": {k: int(v) for k, v in self.counts.items()}, "faces": int(self.faces),
+                "seconds": {k: round(float(v), 3) for k, v in self.seconds.items()}}
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class Event:
     box: tuple[float, float, float, float] | None = None     # x, y, width, height in frame pixels
     previous_label: str | None = None                        # emotion_changed: the label before
     duration_s: float | None = None                          # face_left: how long the face was tracked
+    emotions: dict[str, float] | None = None                 # face_left: seconds spent in each emotion
     summary: Summary | None = None                           # summary events only
     snapshot: bytes | None = None                            # JPEG face crop; published only if enabled
     device: str = ""
@@ -122,6 +125,7 @@ class Event:
             d["previous_label"] = self.previous_label
         if self.type == "face_left":
             d["duration_s"] = None if self.duration_s is None else round(float(self.duration_s), 3)
+            d["emotions"] = None if self.emotions is None else {k: round(float(v), 3) for k, v in self.emotions.items()}
         if self.type == "summary":
             d["summary"] = self.summary.to_dict() if self.summary else None
         if self.snapshot is not None:
@@ -139,12 +143,12 @@ class Event:
         summary = None
         if s:
             summary = Summary(interval_s=s["interval_s"], start=_parse_iso(s["start"]), counts=dict(s["counts"]),
-                              faces=s["faces"])
+                              faces=s["faces"], seconds=dict(s.get("seconds", {})))
         snap = d.get("snapshot")
         return cls(type=d["type"], camera=d["camera"], ts=float(d["epoch"]), track_id=d.get("track_id"),
                    label=d.get("label"), score=d.get("score"), scores=d.get("scores"),
                    box=tuple(d["box"]) if d.get("box") else None, previous_label=d.get("previous_label"),
-                   duration_s=d.get("duration_s"), summary=summary,
+                   duration_s=d.get("duration_s"), emotions=d.get("emotions"), summary=summary,
                    snapshot=base64.b64decode(snap["data"]) if snap else None,
                    device=d["device"], seq=int(d["seq"]), id=d["id"])
 

@@ -188,3 +188,17 @@ def test_the_openssl_recipe_of_docs_config_md(tmp_path):
     signed = (tmp_path / "signed.yaml").read_bytes()
     assert check_signature(signed, REQUIRED, {"FER_EDGE_CONFIG_SECRET": "the shared secret"}) == \
         b"schedule:\n  detect_every: 3\n"
+
+
+def test_cli_sign(tmp_path):
+    patch = tmp_path / "patch.yaml"
+    patch.write_bytes(b"schedule:\n  detect_every: 3\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FER_EDGE_CONFIG_SECRET": SECRET}
+    res = subprocess.run([sys.executable, "-m", "edge.cli", "config", "sign", str(patch)], cwd=ROOT, env=env,
+                         capture_output=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert check_signature(res.stdout, REQUIRED, ENV) == patch.read_bytes()
+    env.pop("FER_EDGE_CONFIG_SECRET")
+    res = subprocess.run([sys.executable, "-m", "edge.cli", "config", "sign", str(patch)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "FER_EDGE_CONFIG_SECRET is not set" in res.stderr
