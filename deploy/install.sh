@@ -119,8 +119,15 @@ if [ "$BOARD" = pi ]; then
     echo "numpy<2" >"$OPT/constraints.txt"
     CONSTRAINTS=(-c "$OPT/constraints.txt")
 fi
+# Build from a clean copy: pip builds in the source tree, and a stale build/ there could slip
+# modules deleted since into the install.
+BUILD="$(mktemp -d)"
+trap 'rm -rf "$BUILD"' EXIT
+tar -C "$SRC" --exclude=./.git --exclude=./build --exclude='*.egg-info' --exclude=./models/runs \
+    --exclude='__pycache__' --exclude=./.venv --exclude=./.hypothesis --exclude=./.pytest_cache \
+    -cf - . | tar -C "$BUILD" -xf -
 # shellcheck disable=SC2086  # PIP_ARGS is a list of words on purpose
-"${PIP[@]}" install --quiet ${PIP_ARGS} "${CONSTRAINTS[@]}" "$SRC"
+"${PIP[@]}" install --quiet ${PIP_ARGS} "${CONSTRAINTS[@]}" "$BUILD"
 if [ ! -x "$VENV/bin/fer-edge" ]; then
     echo "install.sh: $VENV/bin/fer-edge was not installed" >&2
     exit 1

@@ -121,5 +121,11 @@ class FaceAnalyzer:
         return list(zip(dets, results))
 
 
+    def close(self) -> None:
+        """Let go of the detector's and the model's interpreters (the analyzer is unusable afterwards)."""
+        self.detector = None
+        self.model = None
+
+
 def _image(frame: Frame | np.ndarray) -> np.ndarray:
     return frame.image if isinstance(frame, Frame) else frame

@@ -88,7 +88,6 @@ class Service:
         self._frames = 0                        # frames processed (all time)
         self._faces_in_view = 0
         self._startup_error: str | None = None  # e.g. "config.yaml invalid; running config.yaml.1"
-        self.started = time.monotonic()
 
     @property
     def cfg(self) -> AppConfig:
@@ -163,7 +162,6 @@ class Service:
                 preview = MjpegServer(cfg.preview.mjpeg).start()
             except OSError as exc:
                 raise ApplyError(str(exc)) from None
-            log.info("preview: MJPEG stream at %s", preview.url)
         return Parts(analyzer, processor, open_source(cfg.source), preview)
 
     def _open_sink(self, cfg: AppConfig) -> Any:
@@ -333,7 +331,7 @@ class Service:
                                  "config_version": self.loaded.version if self.loaded else None}
         if self.parts is not None:
             # Only between frames: the processor's counters belong to the pipeline thread.
-            if self._frame_lock.acquire(timeout=0.2):
+            if self._frame_lock.acquire(timeout=1.0):
                 try:
                     stats.update(self.parts.processor.take_stats())
                 finally:
@@ -586,9 +584,10 @@ def _close_parts(parts: Parts, keep_analyzer: bool = False) -> None:
 
 
 def _publish_preview(server: Any, frame: Any, result: Any, cfg: AppConfig) -> None:
-    if server.viewers:             # annotating costs time: only while someone watches
-        from edge.preview import annotate
-        server.publish(annotate(frame.image, result.tracks, cfg.preview))
+    # Annotating is a copy and a few boxes: cheap next to detection; JPEG encoding, the costly
+    # part, happens in the server only while someone watches.
+    from edge.preview import annotate
+    server.publish(annotate(frame.image, result.tracks, cfg.preview))
 
 
 def cpu_temperature() -> float | None:

@@ -134,6 +134,10 @@ def test_eval_faces_on_a_few_photographs(tmp_path):
     assert report["n"] == 12 and report["detected"] == 12
     assert sum(map(sum, report["confusion"])) == 12
     assert set(report["recall"]) == {"neutral", "happiness", "sadness", "anger", "disgust", "fear", "surprise"}
+    # accuracy is the confusion matrix's diagonal (rows: posed labels, columns: model classes)
+    hits = sum(row[report["classes"].index(label)] for label, row in zip(report["recall"], report["confusion"]))
+    assert report["accuracy"] == pytest.approx(hits / 12)
+    assert f"accuracy vs posed label:    {report['accuracy']:.2%}" in r.stdout
 
 
 def test_eval_faces_without_the_dataset(tmp_path):

@@ -232,3 +232,18 @@ def test_replace_mode_swaps_the_whole_document(rig):
     assert state["ok"] is True
     assert rig.path.read_text().count("# a full config from the fleet manager") == 1   # comments kept
     assert load_file(rig.path).config.schedule.detect_every == 5
+
+
+def test_topic_change_moves_the_device_live(rig):
+    # Last in this module: afterwards the device answers on other topics.
+    new_states = rig.broker.subscribe_collect(f"fleet2/{DEVICE}/config/state")
+    new_stats = rig.broker.subscribe_collect(f"fleet2/{DEVICE}/stats")
+    pid = rig.service.proc.pid
+    rig.pub.publish(SET, sign(b"mqtt:\n  prefix: fleet2\n", SECRET.encode()), qos=1).wait_for_publish(5)
+    assert new_states.wait_for(lambda m: any(x.json()["ok"] for x in m), 15), rig.service.stderr()[-3000:]
+    state = [x.json() for x in new_states.messages if x.json()["ok"]][-1]
+    assert state["version"] == load_file(rig.path).version
+    assert load_file(rig.path).config.mqtt.prefix == "fleet2"
+    assert new_stats.wait_for(1, 10), "no stats on the new prefix"
+    assert rig.service.alive() and rig.service.proc.pid == pid          # same process: applied live
+    assert "sink reopened" in rig.service.stderr()

@@ -73,3 +73,29 @@ def test_no_usable_config_exits_2_with_the_reason(tmp_path):
     assert code == 2
     assert f"{path}:2: stats.interval_s: Input should be a valid number" in svc.stderr()
     assert any(s.startswith("config error:") for s in svc.notify.statuses())
+
+
+def test_mjpeg_preview_serves_annotated_frames(tmp_path):
+    import re
+    import urllib.error
+    import urllib.request
+
+    cfg = _config(tmp_path, preview={"mjpeg": {"enabled": True, "port": 0}})
+    svc = ServiceProcess(write_config(tmp_path / "config.yaml", cfg))
+    try:
+        svc.wait_ready()
+        match = re.search(r"MJPEG preview at (http://127\.0\.0\.1:\d+/)", svc.stderr())
+        assert match, svc.stderr()[-2000:]
+        body = b""
+        for _ in range(20):              # 503 until the first frame went through the pipeline
+            try:
+                with urllib.request.urlopen(match.group(1) + "snapshot.jpg", timeout=10) as resp:
+                    body = resp.read()
+                break
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 503
+                time.sleep(0.5)
+        assert body[:2] == b"\xff\xd8", body[:40]     # a JPEG
+    finally:
+        svc.stop()
+        svc.close()

@@ -38,7 +38,9 @@ LABEL_MAP = {"neutral": "neutral", "happy": "happiness", "sad": "sadness", "angr
 
 def default_dataset() -> Path:
     """``../shared/data/faces/taiwanese_fed`` beside the checkout."""
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / "taiwanese_fed"
+    from models.ferplus import default_data_dir
+
+    return default_data_dir() / "faces" / "taiwanese_fed"
 
 
 @dataclass
@@ -134,6 +136,7 @@ def evaluate(analyzer, samples: list[Sample], dataset: str = "", split: str = "a
     analyzer.clock.reset()
     start = time.perf_counter()
     for i, s in enumerate(samples):
+        n_rated += s.rated is not None        # a photograph without a face counts as wrong here too
         try:
             image = read_image(s.path)
         except SourceError as exc:
@@ -153,9 +156,7 @@ def evaluate(analyzer, samples: list[Sample], dataset: str = "", split: str = "a
         confusion[rows.index(s.label), col[pred]] += 1
         correct += pred == s.label
         correct7 += pred7 == s.label
-        if s.rated:
-            n_rated += 1
-            rated_ok += pred == s.rated
+        rated_ok += pred == s.rated
         if progress and (i + 1) % 200 == 0:
             print(f"  {i + 1}/{len(samples)}", file=sys.stderr)
     n = len(samples)

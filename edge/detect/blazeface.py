@@ -7,7 +7,6 @@ anchors from strides 8,16,16,16; sigmoid scores; weighted non-maximum suppressio
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Literal
 
@@ -18,8 +17,6 @@ from edge.detect.base import CommonDetectorOptions, keep_largest
 from edge.detect.fetched import BLAZEFACE_SHORT, find_fetched_model, model_search_dirs
 from edge.runtime import ModelError, open_interpreter, sha256_file
 from edge.types import Detection
-
-log = logging.getLogger(__name__)
 
 INPUT = 128
 # MediaPipe's keypoint order; "right"/"left" are the subject's (right eye is on the image's left).

@@ -24,7 +24,7 @@ class HaarConfig(CommonDetectorOptions):
     type: Literal["haar"] = Field("haar", description="Detector backend: 'blazeface' or 'haar'.")
     cascade: str = Field("haarcascade_frontalface_default.xml",
                          description="Face cascade: a file name from OpenCV's bundled cascades, or a path.")
-    scale_factor: float = Field(1.2, gt=1.0, le=2.0, description="Image pyramid step of the cascade search "
+    scale_factor: float = Field(1.1, gt=1.0, le=2.0, description="Image pyramid step of the cascade search "
                                 "(smaller finds more faces, slower).")
     min_neighbors: int = Field(5, ge=1, description="Overlapping hits a face needs to count (higher: fewer false faces).")
     detect_width: int = Field(320, ge=0, description="Search faces on a copy of the frame downscaled to this width "
@@ -66,6 +66,7 @@ class HaarDetector:
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in a BGR (or grey) uint8 image, largest first; eye landmarks where both eyes were found."""
         import cv2
+
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         h, w = gray.shape
         scale = min(1.0, self.cfg.detect_width / w) if self.cfg.detect_width else 1.0
@@ -81,11 +82,12 @@ class HaarDetector:
             box = (x / scale, y / scale, fw / scale, fh / scale)
             # Haar gives no probability: more overlapping hits = surer; min_neighbors hits scores 0.5.
             score = float(n) / (float(n) + self.cfg.min_neighbors)
-            det = Detection(box=tuple(float(v) for v in box), score=score)
-            if self.eyes is not None:
-                det.landmarks.update(self._find_eyes(gray, box))
-            dets.append(det)
-        return keep_largest(dets, self.cfg)
+            dets.append(Detection(box=tuple(float(v) for v in box), score=score))
+        dets = keep_largest(dets, self.cfg)
+        if self.eyes is not None:               # only for the faces kept: the eye search is the costly part
+            for det in dets:
+                det.landmarks.update(self._find_eyes(gray, det.box))
+        return dets
 
     def _find_eyes(self, gray: np.ndarray, box: tuple[float, ...]) -> dict[str, tuple[float, float]]:
         """Both eye centres inside the face's upper half, or {} when not both are found."""
