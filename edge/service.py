@@ -52,6 +52,27 @@ class ApplyError(RuntimeError):
     """A valid config that could not be put in place (model missing, queue file locked...)."""
 
 
+class _MediaClock:
+    """Maps a file's media time to epoch seconds: the wall clock at the first frame plus media time.
+
+    Keeps time increasing when a looping file starts again at media time 0.
+    """
+
+    def __init__(self) -> None:
+        self._offset: float | None = None
+        self._last = float("-inf")
+
+    def epoch(self, media_ts: float) -> float:
+        if self._offset is None:
+            self._offset = time.time() - media_ts
+        ts = self._offset + media_ts
+        if ts <= self._last:          # the file started again (loop): continue from the last frame
+            self._offset = self._last + 0.04 - media_ts
+            ts = self._offset + media_ts
+        self._last = ts
+        return ts
+
+
 @dataclass
 class Parts:
     """What the pipeline thread uses; replaced as a whole or in part on a config change."""
@@ -200,10 +221,13 @@ class Service:
         self._worker.start()
 
     def _work(self, source: Any, stop: threading.Event) -> None:
+        clock = None if source.live else _MediaClock()
         try:
             for frame in source:
                 if stop.is_set():
                     return
+                if clock is not None:   # files carry media time; published events need real dates
+                    frame.timestamp = clock.epoch(frame.timestamp)
                 with self._frame_lock:
                     parts = self.parts
                     if parts is None or parts.source is not source:

@@ -143,3 +143,14 @@ def test_eval_faces_on_a_few_photographs(tmp_path):
 def test_eval_faces_without_the_dataset(tmp_path):
     r = fer_edge("eval-faces", str(tmp_path))
     assert r.returncode == 2 and "labels.csv not found" in r.stderr
+
+
+def test_performer_split_is_a_partition():
+    from conftest import require_shared
+    from edge.commands.eval_faces import LABEL_MAP, load_samples
+
+    root = require_shared("faces", "taiwanese_fed")
+    everyone, tune, test = (load_samples(root, s) for s in ("all", "tune", "test"))
+    assert len(everyone) == 1232 and len(tune) + len(test) == 1232
+    assert not {s.performer for s in tune} & {s.performer for s in test}
+    assert {s.label for s in everyone} == set(LABEL_MAP.values())

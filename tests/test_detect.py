@@ -94,6 +94,40 @@ def test_blazeface_finds_two_faces_side_by_side(blazeface, photos):
     assert sorted(d.box[0] < 256 for d in dets) == [False, True]
 
 
+def test_tiles_cover_the_frame_with_overlap():
+    from edge.detect.blazeface import tiles
+
+    grid = tiles(1280, 720, 320)
+    assert len(grid) == 15 and grid[0] == (0, 0, 320, 320) and grid[-1] == (960, 400, 1280, 720)
+    covered = np.zeros((720, 1280), bool)
+    for x0, y0, x1, y1 in grid:
+        assert x1 - x0 == 320 and y1 - y0 == 320
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    assert tiles(200, 100, 320) == [(0, 0, 200, 100)]
+
+
+def test_tiles_find_the_small_faces_of_a_crowd(blazeface):
+    """The crowd clip's faces (about 45-70 px in 1280x720) are too small for one pass; tiles find them."""
+    from conftest import require_shared
+
+    cap = cv2.VideoCapture(str(require_shared("video", "crowd_street_test.mp4")))
+    for _ in range(100):
+        ok, frame = cap.read()
+    cap.release()
+    assert ok
+    assert blazeface.detect(frame) == []
+    tiled = make_detector(BlazeFaceConfig(fallback_to_haar=False, tile_px=320, min_face_px=8)).detect(frame)
+    assert len(tiled) >= 8
+    boxes = np.array([d.box for d in tiled])
+    assert (boxes[:, 2] < 90).all()                         # small faces, each reported once:
+    for i, a in enumerate(boxes):                            # no two boxes overlap much
+        for b in boxes[i + 1:]:
+            ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+            iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+            assert ix * iy < 0.3 * min(a[2] * a[3], b[2] * b[3])
+
+
 def test_haar_finds_faces_and_mostly_eyes(photos):
     haar = make_detector(HaarConfig())
     assert haar.detector_id == "haar-frontalface_default+eyes"

@@ -37,6 +37,9 @@ class BlazeFaceConfig(CommonDetectorOptions):
                            "(weighted by score) into one face.")
     fallback_to_haar: bool = Field(True, description="If the model cannot be opened, say so in one line and use "
                                    "the Haar detector instead of stopping.")
+    tile_px: int = Field(0, ge=0, description="0: search the whole frame in one pass (faces down to about a "
+                         "seventh of its longer side). N: also search overlapping N-pixel tiles, which finds faces "
+                         "down to about N/6 px at one more detector run per tile (crowds, wide frames).")
 
 
 def _anchors() -> np.ndarray:
@@ -113,6 +116,24 @@ class BlazeFaceDetector:
         """Faces in a BGR uint8 image, largest first, with right/left eye, nose, mouth, right/left ear."""
         if image.ndim == 2:
             image = np.repeat(image[:, :, None], 3, axis=2)
+        found = self._detect_region(image)
+        h, w = image.shape[:2]
+        tile = self.cfg.tile_px
+        if tile and max(h, w) > tile:
+            for x0, y0, x1, y1 in tiles(w, h, tile):
+                for score, box, pts in self._detect_region(image[y0:y1, x0:x1]):
+                    box, pts = box + (x0, y0, 0, 0), pts + (x0, y0)
+                    # a face cut by an inner tile edge is whole in a neighbouring tile (they overlap)
+                    if not _touches_inner_edge(box, (x0, y0, x1, y1), w, h):
+                        found.append((score, box, pts))
+            found = _best_per_face(found, self.cfg.nms_iou)
+        dets = [Detection(box=tuple(float(v) for v in box), score=float(score),
+                          landmarks={name: (float(pts[i, 0]), float(pts[i, 1])) for i, name in enumerate(LANDMARKS)})
+                for score, box, pts in found]
+        return keep_largest(dets, self.cfg)
+
+    def _detect_region(self, image: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
+        """One model run on ``image``: (score, box xywh, 6x2 keypoints) per face, in ``image`` pixels."""
         scale, px, py = self._letterbox(image)
         self.interp.set_tensor(self._in, self._tensor)
         self.interp.invoke()
@@ -127,16 +148,43 @@ class BlazeFaceDetector:
         pts = raw[:, 4:].reshape(-1, 6, 2) + anc[:, None, :]            # keypoints, 0..1 of the input
         cx, cy = raw[:, 0] + anc[:, 0], raw[:, 1] + anc[:, 1]
         boxes = np.stack([cx - raw[:, 2] / 2, cy - raw[:, 3] / 2, raw[:, 2], raw[:, 3]], axis=1)
-        dets = []
+        out = []
         for score, box, kp in weighted_nms(scores[keep], boxes, pts, self.cfg.nms_iou):
-            x, y, w, h = (float(v) for v in box * INPUT)
-            kp = (kp * INPUT - (px, py)) / scale
-            dets.append(Detection(
-                box=((x - px) / scale, (y - py) / scale, w / scale, h / scale),
-                score=float(score),
-                landmarks={name: (float(kp[i, 0]), float(kp[i, 1])) for i, name in enumerate(LANDMARKS)},
-            ))
-        return keep_largest(dets, self.cfg)
+            box = box * INPUT
+            box = np.array([(box[0] - px) / scale, (box[1] - py) / scale, box[2] / scale, box[3] / scale])
+            out.append((score, box, (kp * INPUT - (px, py)) / scale))
+        return out
+
+
+def tiles(width: int, height: int, tile: int, overlap: float = 0.25) -> list[tuple[int, int, int, int]]:
+    """Square tiles (x0, y0, x1, y1) of side ``tile`` covering the frame, neighbours overlapping by ``overlap``."""
+    def starts(length: int) -> list[int]:
+        if length <= tile:
+            return [0]
+        n = int(np.ceil((length - tile) / (tile * (1 - overlap)))) + 1
+        return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+    return [(x, y, min(width, x + tile), min(height, y + tile)) for y in starts(height) for x in starts(width)]
+
+
+def _touches_inner_edge(box: np.ndarray, region: tuple[int, int, int, int], width: int, height: int) -> bool:
+    x, y, w, h = box
+    x0, y0, x1, y1 = region
+    margin = 2.0
+    return bool((x0 > 0 and x < x0 + margin) or (y0 > 0 and y < y0 + margin)
+                or (x1 < width and x + w > x1 - margin) or (y1 < height and y + h > y1 - margin))
+
+
+def _best_per_face(found: list[tuple[float, np.ndarray, np.ndarray]], iou: float) -> list:
+    """Hard NMS across passes: where passes saw the same face, keep the surest sighting."""
+    found = sorted(found, key=lambda f: -f[0])
+    kept: list = []
+    boxes = np.array([f[1] for f in found]).reshape(-1, 4)
+    alive = np.ones(len(found), bool)
+    for i, f in enumerate(found):
+        if alive[i]:
+            kept.append(f)
+            alive &= _iou(boxes[i], boxes) <= iou
+    return kept
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
