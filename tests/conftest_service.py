@@ -18,8 +18,9 @@ from typing import Any, Callable
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-VIDEO = ROOT.parent / "shared" / "data" / "video" / "single_face.mp4"
+from conftest import REPO as ROOT, SHARED_DATA
+
+VIDEO = SHARED_DATA / "video" / "single_face.mp4"
 
 
 @dataclass
