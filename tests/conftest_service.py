@@ -18,9 +18,7 @@ from typing import Any, Callable
 
 import yaml
 
-from conftest import REPO as ROOT, SHARED_DATA
-
-VIDEO = SHARED_DATA / "video" / "single_face.mp4"
+from conftest import REPO as ROOT
 
 
 @dataclass
