@@ -20,7 +20,7 @@ SHIPPED_NAME = "fer_emotion_int8"
 CARD_VERSION = "1.0.0"
 
 
-def base_card(model_path: Path, flip_tta: bool) -> dict:
+def base_card(model_path: Path, views: tuple[str, ...] | list[str] = ("id",)) -> dict:
     """The card fields read from the model file itself: I/O, quantization, size and hash."""
     it = open_interpreter(model_path)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
@@ -43,7 +43,7 @@ def base_card(model_path: Path, flip_tta: bool) -> dict:
         },
         "output": {"dtype": str(out["dtype"].__name__), "activation": "softmax",
                    "quantization": {"scale": float(out["quantization"][0]), "zero_point": int(out["quantization"][1])}},
-        "flip_tta": flip_tta,
+        "test_time_views": list(views),
     }
 
 
@@ -54,7 +54,7 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
     log = json.loads((run / "train_log.json").read_text())
     cards = {}
     for kind, path in paths.items():  # provisional cards so the evaluator can open both models
-        cards[kind] = base_card(path, export["flip_tta"])
+        cards[kind] = base_card(path, export["views"])
         path.with_suffix(".json").write_text(json.dumps(cards[kind], indent=2))
 
     reports = {kind: evaluate.evaluate(path, split="test", data_dir=data_dir) for kind, path in paths.items()}
@@ -68,7 +68,9 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
         "file": f"{SHIPPED_NAME}.tflite",
         "architecture": f"VGG-style CNN, 4 blocks x 2 conv3x3+BN+ReLU (32-64-128-256), global average pooling, "
                         f"dense 8; {export['params']:,} parameters"
-                        + ("; the graph averages the logits of the face and its mirror image" if export["flip_tta"] else ""),
+                        + (f"; the graph averages the logits of {len(export['views'])} views of each face "
+                           f"({', '.join(export['views'])}; chosen on validation by models/select_tta.py)"
+                           if len(export["views"]) > 1 else ""),
         "training": {
             "code": "models/train.py (python -m models.train), export models/export.py, card models/card.py",
             "data": "FER+ (FER2013 images with Microsoft FER+ 10-annotator votes), train split "

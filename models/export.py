@@ -4,9 +4,9 @@
 
 Writes ``model_int8.tflite`` and ``model_float.tflite`` into the run folder. The int8 model has
 integer input and output; its representative dataset is drawn from FER+ *training* images.
-With ``--flip-tta`` (default: what validation chose, see train_log.json) the exported graph
-averages the logits of the face and its mirror image, inside the model, so the runtime needs
-nothing extra. ``--ship`` then evaluates and copies the int8 model with its card into models/.
+The exported graph averages the logits of several views of each face (test-time augmentation
+chosen on validation by models.select_tta: mirror image, centre zoom), inside the model, so the
+runtime needs nothing extra. ``--ship`` then evaluates and copies the int8 model with its card into models/.
 """
 from __future__ import annotations
 
@@ -22,19 +22,24 @@ from models import ferplus
 INPUT_SIZE = 48
 
 
-def inference_model(backbone, flip_tta: bool):
-    """Wrap the logits backbone: optional mirror averaging, then softmax. Accepts any batch size."""
+def inference_model(backbone, views: tuple[str, ...]):
+    """Wrap the logits backbone: average the logits of the given views of each face, then softmax.
+
+    The views (see models.select_tta) are stacked in one batch, so the weights exist once in the
+    file; any batch size is accepted.
+    """
     import tensorflow as tf
 
+    from models.select_tta import view
+
     inp = tf.keras.Input((INPUT_SIZE, INPUT_SIZE, 1), name="pixels")
-    if flip_tta:
-        # Stack the faces and their mirror images in one batch so the weights exist once in the file.
-        both = tf.keras.layers.Concatenate(axis=0)([inp, tf.keras.layers.Lambda(lambda t: t[:, :, ::-1, :])(inp)])
-        logits = backbone(both, training=False)
-        logits = tf.keras.layers.Lambda(
-            lambda t: tf.reduce_mean(tf.reshape(t, (2, -1, len(ferplus.CLASSES))), axis=0))(logits)
-    else:
+    if len(views) == 1 and views[0] == "id":
         logits = backbone(inp, training=False)
+    else:
+        stacked = tf.keras.layers.Lambda(lambda t: tf.concat([view(t, v) for v in views], axis=0))(inp)
+        logits = backbone(stacked, training=False)
+        logits = tf.keras.layers.Lambda(
+            lambda t: tf.reduce_mean(tf.reshape(t, (len(views), -1, len(ferplus.CLASSES))), axis=0))(logits)
     probs = tf.keras.layers.Softmax(name="scores")(logits)
     return tf.keras.Model(inp, probs, name="fer_emotion")
 
@@ -67,21 +72,30 @@ def representative_images(data_dir: Path, n: int = 500, seed: int = 0) -> np.nda
     return imgs[np.random.default_rng(seed).choice(len(imgs), n, replace=False)]
 
 
-def export_run(run: Path, data_dir: Path, flip_tta: bool | None = None) -> dict[str, Path]:
-    """Convert ``run/best.keras`` to ``run/model_int8.tflite`` and ``run/model_float.tflite``."""
+def export_run(run: Path, data_dir: Path, tta: str | None = None) -> dict[str, Path]:
+    """Convert ``run/best.keras`` to ``run/model_int8.tflite`` and ``run/model_float.tflite``.
+
+    ``tta``: a models.select_tta candidate; None takes ``run/tta.json`` (written by select_tta)
+    where it exists, else the mirror averaging if validation preferred it during training.
+    """
     import tensorflow as tf
 
+    from models.select_tta import CANDIDATES
+
     log = json.loads((run / "train_log.json").read_text())
-    if flip_tta is None:
-        flip_tta = bool(log.get("best", {}).get("flip_tta", False))
+    if tta is None:
+        chosen = run / "tta.json"
+        tta = json.loads(chosen.read_text())["chosen"] if chosen.exists() else \
+            ("flip" if log.get("best", {}).get("flip_tta") else "none")
+    views = CANDIDATES[tta]
     backbone = tf.keras.models.load_model(run / "best.keras")
-    model = inference_model(backbone, flip_tta)
+    model = inference_model(backbone, views)
     paths = {"float": run / "model_float.tflite", "int8": run / "model_int8.tflite"}
     paths["float"].write_bytes(convert(model, int8=False))
     paths["int8"].write_bytes(convert(model, int8=True, representative=representative_images(data_dir)))
-    meta = {"flip_tta": flip_tta, "params": int(backbone.count_params()), "best": log.get("best")}
+    meta = {"tta": tta, "views": list(views), "params": int(backbone.count_params()), "best": log.get("best")}
     (run / "export.json").write_text(json.dumps(meta, indent=2))
-    print(f"exported {paths['int8']} ({paths['int8'].stat().st_size / 1e6:.2f} MB), flip_tta={flip_tta}")
+    print(f"exported {paths['int8']} ({paths['int8'].stat().st_size / 1e6:.2f} MB), test-time views {views}")
     return paths
 
 
@@ -89,11 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default="models/runs/main", type=Path)
     p.add_argument("--data", default=ferplus.default_data_dir(), type=Path)
-    p.add_argument("--flip-tta", choices=["auto", "on", "off"], default="auto")
+    p.add_argument("--tta", default="auto", help="test-time views baked into the graph: auto (run/tta.json from "
+                   "models.select_tta) or a candidate name (none, flip, flip-zoom42, ...)")
     p.add_argument("--ship", action="store_true", help="evaluate and install into models/ with its card")
     args = p.parse_args(argv)
-    tta = None if args.flip_tta == "auto" else args.flip_tta == "on"
-    paths = export_run(args.run, args.data, tta)
+    paths = export_run(args.run, args.data, None if args.tta == "auto" else args.tta)
     if args.ship:
         from models import card
 

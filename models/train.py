@@ -196,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best epoch {log['best']['epoch']}: val {log['best']['val_acc']:.4f} "
           f"val+flip {log['best']['val_acc_flip']:.4f}")
     if not args.no_export:
-        from models import export
+        from models import export, select_tta
 
+        select_tta.main(["--run", str(args.out), "--data", str(args.data)])
         export.main(["--run", str(args.out), "--data", str(args.data)])
     return 0
 

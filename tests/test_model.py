@@ -104,7 +104,7 @@ def test_tiny_training_run_exports_loadable_int8_model(tmp_path):
     model_path = run / "model_int8.tflite"
     from models.card import base_card
 
-    model_path.with_suffix(".json").write_text(json.dumps(base_card(model_path, flip_tta=False)))
+    model_path.with_suffix(".json").write_text(json.dumps(base_card(model_path)))
     model = EmotionModel(model_path)
     assert model.card.raw["input"]["dtype"] == "int8"
     scores = model.classify([np.full((48, 48), 128, np.uint8)])[0].scores

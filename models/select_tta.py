@@ -1,0 +1,68 @@
+"""Choose the test-time augmentation baked into the exported graph, on the FER+ validation split.
+
+    python -m models.select_tta --run models/runs/main
+
+Scores the trained float model on validation with each candidate (mirror image, centre zoom,
+shifts), prints a table and writes the best to ``run/tta.json``, which models.export reads.
+The test split is not read.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from models import ferplus
+
+#: candidate -> the views averaged (see models.export.VIEWS)
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "none": ("id",),
+    "flip": ("id", "flip"),
+    "flip-zoom44": ("id", "flip", "zoom44", "zoom44-flip"),
+    "flip-zoom42": ("id", "flip", "zoom42", "zoom42-flip"),
+    "flip-zoom40": ("id", "flip", "zoom40", "zoom40-flip"),
+}
+
+
+def view(x, name: str):
+    """One view of a batch of 48x48 faces (NHWC, float), as a TensorFlow op that converts to TFLite."""
+    import tensorflow as tf
+
+    flip = name.endswith("flip") and name != "id"
+    base = name.removesuffix("-flip") if name != "flip" else "id"
+    if base.startswith("zoom"):
+        c = int(base[4:])
+        o = (48 - c) // 2
+        x = tf.image.resize(x[:, o:o + c, o:o + c, :], (48, 48), method="bilinear")
+    return x[:, :, ::-1, :] if flip else x
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tensorflow as tf
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", default="models/runs/main", type=Path)
+    p.add_argument("--data", default=ferplus.default_data_dir(), type=Path)
+    args = p.parse_args(argv)
+    model = tf.keras.models.load_model(args.run / "best.keras")
+    x, y = ferplus.majority_subset(ferplus.load_split("valid", args.data))
+    x = tf.constant(x[..., None].astype(np.float32))
+    logits = {v: model.predict(view(x, v), batch_size=256, verbose=0)
+              for v in sorted({v for views in CANDIDATES.values() for v in views})}
+    scores = {name: float((sum(logits[v] for v in views).argmax(1) == y).mean())
+              for name, views in CANDIDATES.items()}
+    print("| test-time augmentation | passes | FER+ validation accuracy |\n|---|---:|---:|")
+    for name, acc in scores.items():
+        print(f"| {name} | {len(CANDIDATES[name])} | {100 * acc:.2f}% |")
+    best = max(scores, key=lambda k: (round(scores[k], 4), -len(CANDIDATES[k])))
+    (args.run / "tta.json").write_text(json.dumps({"chosen": best, "views": CANDIDATES[best],
+                                                   "valid_accuracy": scores}, indent=2))
+    print(f"chosen: {best}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
