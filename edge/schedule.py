@@ -111,6 +111,16 @@ class FrameProcessor:
         self._last_index: int | None = None
         self._last_t: float | None = None
 
+    def reconfigure(self, cfg: Any) -> None:
+        """Apply new schedule, tracking, quality and events settings between two frames.
+
+        The faces in view keep their tracks, ids and smoothed scores, so a live change of a
+        threshold does not make every face leave and appear again.
+        """
+        self.cfg = cfg
+        self.tracker.reconfigure(cfg.tracking)
+        self.emitter.cfg = cfg.events
+
     def process(self, frame: Frame, now: float | None = None) -> FrameResult:
         """Process one frame. ``now`` (epoch seconds, live sources only) enables dropping late frames."""
         from edge.track import TrackChanges

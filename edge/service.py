@@ -14,8 +14,9 @@ processed for ``service.watchdog.stall_timeout_s``, and stops the WATCHDOG pings
 kills and restarts the service (``WatchdogSec=`` in systemd/fer-edge.service).
 
 Config changes (SIGHUP or ``<prefix>/<device>/config/set``) are applied by section: tracking,
-quality, schedule and events swap the frame processor between two frames; device, mqtt, queue,
-homeassistant and events reopen the sink (the queue file keeps what was not sent); source,
+quality, schedule and events reconfigure the frame processor between two frames (the faces in
+view keep their tracks); device, mqtt, queue, homeassistant and events reopen the sink (the queue
+file keeps what was not sent); source,
 detector, align, model and preview restart the pipeline thread with new parts. Everything new is
 built before the old is let go where possible, and any failure puts the previous config back,
 both running and on disk. The outcome is published, retained, on ``config/state``.
@@ -522,13 +523,6 @@ class Service:
                 self.parts.preview.close()          # its port may be the one the new server wants
                 self.parts.preview = None
             parts = self._build_parts(new, reuse_analyzer=reuse)
-        elif new_processor:
-            from edge.schedule import FrameProcessor
-            try:
-                parts = Parts(self.parts.analyzer, FrameProcessor(new, analyzer=self.parts.analyzer),
-                              self.parts.source, self.parts.preview)
-            except (ValueError, OSError) as exc:
-                raise ApplyError(str(exc)) from None
 
         # 2. The sink: the queue file allows one user, so the old one closes first.
         if new_sink:
@@ -559,16 +553,13 @@ class Service:
             self._start_worker()
             actions.append("pipeline restarted (" + ", ".join(sorted(changed & PIPELINE_SECTIONS)) + ")")
         elif new_processor:
-            assert parts is not None
             if not self._frame_lock.acquire(timeout=5.0):
                 raise ApplyError("the pipeline is stuck in a frame; not applied")
-            try:
-                old_processor = self.parts.processor
-                self.parts = parts
+            try:   # between two frames: the faces in view keep their tracks
+                self.parts.processor.reconfigure(new)
             finally:
                 self._frame_lock.release()
-            self._emit(old_processor.close())
-            actions.append("processor replaced live (" + ", ".join(sorted(changed & PROCESSOR_SECTIONS)) + ")")
+            actions.append("processor reconfigured live (" + ", ".join(sorted(changed & PROCESSOR_SECTIONS)) + ")")
         rest = changed - PIPELINE_SECTIONS - PROCESSOR_SECTIONS - SINK_SECTIONS
         if rest:
             actions.append("settings updated live (" + ", ".join(sorted(rest)) + ")")

@@ -197,6 +197,12 @@ class Tracker:
         self._next_key = 1
         self._next_id = 1
 
+    def reconfigure(self, cfg: TrackingConfig) -> None:
+        """Use new settings from the next update on, keeping every track, its id and its smoothed scores."""
+        self.cfg = cfg
+        for tr in self.tracks:
+            tr.smoother.cfg = cfg
+
     @property
     def confirmed(self) -> list[Track]:
         """The tracks that are reported (confirmed), oldest first."""

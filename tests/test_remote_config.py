@@ -175,7 +175,7 @@ def test_valid_change_is_applied_live_and_persisted(rig):
     assert on_disk.config.mqtt.port == rig.broker.port                    # merged, not replaced
     assert backup_path(rig.path, 1).read_bytes() == old_text              # the previous version is kept
     rig.assert_still_running(on_disk.version, rig.path.read_bytes())
-    assert "processor replaced live" in rig.service.stderr()
+    assert "processor reconfigured live" in rig.service.stderr()
 
 
 def test_null_resets_a_key_to_its_default(rig):
