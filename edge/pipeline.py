@@ -120,7 +120,6 @@ class FaceAnalyzer:
             return [(d, None) for d in dets]
         return list(zip(dets, results))
 
-
     def close(self) -> None:
         """Let go of the detector's and the model's interpreters (the analyzer is unusable afterwards)."""
         self.detector = None
