@@ -24,6 +24,11 @@ class ModelConfig(StrictModel):
     card: Path | None = Field(None, description="Model card (JSON); default: the model path with .json.")
     threads: int = Field(1, ge=1, le=8, description="Interpreter threads (1 leaves the other cores to detection).")
     verify_sha256: bool = Field(True, description="Refuse a model whose sha256 differs from its card.")
+    prior_correction: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Divide the scores by the training class prior to this power (0: off, the model's own "
+                    "FER+-calibrated scores; 1: as if every emotion were equally common). Raise it where faces "
+                    "show emotions more often or more subtly than in FER+, where most faces are neutral.")
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,14 @@ class ModelCard:
     pixel_scale: float       # x = pixel * pixel_scale + pixel_offset, before input quantization
     pixel_offset: float
     raw: dict[str, Any]
+
+    @property
+    def class_prior(self) -> np.ndarray | None:
+        """How common each class was in the training targets (card ``training.class_prior``), if recorded."""
+        prior = self.raw.get("training", {}).get("class_prior")
+        if not prior:
+            return None
+        return np.array([float(prior[c]) for c in self.classes], np.float32)
 
     @classmethod
     def load(cls, path: Path) -> "ModelCard":
@@ -64,9 +77,16 @@ class EmotionModel:
     """
 
     def __init__(self, path: str | Path = SHIPPED_MODEL, card_path: str | Path | None = None,
-                 threads: int = 1, verify_sha256: bool = True) -> None:
+                 threads: int = 1, verify_sha256: bool = True, prior_correction: float = 0.0) -> None:
         self.path = Path(path)
         self.card = ModelCard.load(Path(card_path) if card_path else self.path.with_suffix(".json"))
+        self._reweight = None      # per-class score weights for prior correction, None when off
+        if prior_correction > 0:
+            prior = self.card.class_prior
+            if prior is None:
+                raise ModelError(f"model.prior_correction needs the class prior in the model card "
+                                 f"(training.class_prior), which {self.card.name} {self.card.version} lacks")
+            self._reweight = np.maximum(prior, 1e-4) ** -prior_correction
         if verify_sha256 and self.path.is_file():
             actual = sha256_file(self.path)
             if actual != self.card.sha256:
@@ -91,7 +111,7 @@ class EmotionModel:
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> "EmotionModel":
         """Open the model named by the `model` config section."""
-        return cls(cfg.path, cfg.card, cfg.threads, cfg.verify_sha256)
+        return cls(cfg.path, cfg.card, cfg.threads, cfg.verify_sha256, cfg.prior_correction)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -145,5 +165,8 @@ class EmotionModel:
     def classify(self, crops: list[np.ndarray]) -> list[Classification]:
         """Classify the face crops of one frame in one batch."""
         scores = self.predict(self.preprocess(crops))
+        if self._reweight is not None:
+            # p(c|x) / prior(c)^tau: the logit adjustment of Menon et al. 2021, applied after the model
+            scores = scores * self._reweight
         scores = scores / np.maximum(scores.sum(axis=1, keepdims=True), 1e-6)
         return [Classification(scores=s, classes=self.classes) for s in scores]

@@ -47,6 +47,13 @@ def base_card(model_path: Path, views: tuple[str, ...] | list[str] = ("id",)) ->
     }
 
 
+def training_prior(data_dir: Path) -> dict[str, float]:
+    """The class prior of the training targets (read by the runtime's model.prior_correction)."""
+    tr = ferplus.load_split("train", data_dir)
+    targets, keep = ferplus.vote_distributions(tr.votes)
+    return ferplus.class_prior(targets[keep])
+
+
 def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
     """Evaluate the run's int8 and float models and install the int8 one with its full card."""
     run = Path(run)
@@ -80,6 +87,7 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
             "selection": f"epoch {log['best']['epoch']} of {len(log['epochs'])}, best majority accuracy on the FER+ "
                          "validation split (the test split is never used for training or selection)",
             "args": log["args"],
+            "class_prior": training_prior(data_dir),
             "quantization": "full integer (int8 weights and activations, int8 input and output), "
                             "calibrated on 500 training images",
         },

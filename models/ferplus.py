@@ -80,6 +80,11 @@ def vote_distributions(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dist.astype(np.float32), keep
 
 
+def class_prior(targets: np.ndarray) -> dict[str, float]:
+    """Mean of the training targets per class: how common each emotion is in what the model learnt."""
+    return {c: round(float(v), 5) for c, v in zip(CLASSES, targets.mean(axis=0))}
+
+
 def majority_subset(split: Split) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels that the majority protocol keeps (3,137 on the test split)."""
     labels = majority_labels(split.votes)

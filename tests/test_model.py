@@ -52,6 +52,32 @@ def test_batch_and_single_give_same_scores():
         assert abs(a.scores.sum() - 1) < 1e-3
 
 
+def test_prior_correction_divides_scores_by_the_training_prior():
+    rng = np.random.default_rng(1)
+    crops = [rng.integers(0, 255, (48, 48), dtype=np.uint8) for _ in range(4)]
+    prior = np.array([CARD["training"]["class_prior"][c] for c in CARD["classes"]])
+    assert abs(prior.sum() - 1) < 1e-3 and prior.argmax() == CARD["classes"].index("neutral")
+    plain = np.stack([c.scores for c in EmotionModel().classify(crops)])
+    for tau in (0.5, 1.0):
+        got = np.stack([c.scores for c in EmotionModel(prior_correction=tau).classify(crops)])
+        want = plain / prior ** tau
+        np.testing.assert_allclose(got, want / want.sum(axis=1, keepdims=True), atol=1e-5)
+    # neutral, the commonest training class, loses share
+    assert (got[:, 0] <= plain[:, 0] + 1e-6).all() and got[:, 0].sum() < plain[:, 0].sum()
+
+
+def test_prior_correction_needs_a_prior_in_the_card(tmp_path):
+    other = tmp_path / "m.tflite"
+    shutil.copyfile(SHIPPED_MODEL, other)
+    card = json.loads(json.dumps(CARD))
+    del card["training"]["class_prior"]
+    other.with_suffix(".json").write_text(json.dumps(card))
+    EmotionModel(other)  # fine without correction
+    with pytest.raises(ModelError, match="class_prior") as err:
+        EmotionModel(other, prior_correction=0.75)
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 def test_corrupt_model_gives_one_clear_line(tmp_path, damage):
     data = SHIPPED_MODEL.read_bytes()

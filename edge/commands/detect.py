@@ -37,6 +37,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use this detector backend (its default settings) instead of the config's")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="interpreter threads for detector and model (default: the config's)")
+    parser.add_argument("--prior-correction", type=float, default=None, metavar="TAU",
+                        help="model.prior_correction for this run, 0..1 (default: the config's)")
 
 
 def analyzer_from_args(args: argparse.Namespace, prog: str, classify: bool = True) -> tuple[Any, int]:
@@ -59,6 +61,14 @@ def analyzer_from_args(args: argparse.Namespace, prog: str, classify: bool = Tru
         if hasattr(cfg.detector, "threads"):
             cfg = replace(cfg, detector=cfg.detector.model_copy(update={"threads": args.threads}))
         cfg = replace(cfg, model=cfg.model.model_copy(update={"threads": args.threads}))
+    if args.prior_correction is not None:
+        from edge.classify import ModelConfig
+        try:
+            cfg = replace(cfg, model=ModelConfig.model_validate(cfg.model.model_dump() | {
+                "prior_correction": args.prior_correction}))
+        except ValueError:
+            print(f"{prog}: --prior-correction must be between 0 and 1", file=sys.stderr)
+            return None, EXIT_USAGE
     try:
         return FaceAnalyzer(cfg, classify=classify), EXIT_OK
     except ModelError as exc:

@@ -3,6 +3,7 @@
     fer-edge eval-faces                                  # ../shared/data/faces/taiwanese_fed, all 1,232
     fer-edge eval-faces --detector haar                  # the same with the Haar detector
     fer-edge eval-faces --split tune --json report.json  # half of the performers only
+    fer-edge eval-faces --prior-correction 0.75          # scores divided by the training prior^0.75
 
 For each photograph the largest face is classified; a photograph without a face counts as wrong.
 Prints the detection rate, accuracy against the posed label (argmax over all the model's classes,
@@ -49,6 +50,7 @@ class Sample:
     label: str            # model class name of the posed label
     rated: str | None     # model class name of the observers' majority rating, where mappable
     performer: str
+    intensity: float | None = None   # observers' mean rated intensity of the expression, where given
 
 
 @dataclass
@@ -73,6 +75,8 @@ class FacesReport:
     classes: list[str]
     stage_ms: dict[str, float]
     seconds: float
+    prior_correction: float = 0.0   # model.prior_correction in effect
+    by_intensity: dict[str, list[int]] = field(default_factory=dict)  # band -> [correct, n], emotional poses only
     undetected: list[str] = field(default_factory=list)
 
     @property
@@ -84,7 +88,7 @@ class FacesReport:
         rows = list(self.recall)
         lines = [
             f"eval-faces: {self.dataset} (split {self.split}), {self.n} photographs",
-            f"detector {self.detector}; model {self.model}",
+            f"detector {self.detector}; model {self.model}; prior correction {self.prior_correction:g}",
             f"face found:                 {self.detected}/{self.n} = {self.detection_rate:.2%}"
             + (f"   ({self.unreadable} unreadable)" if self.unreadable else ""),
             f"accuracy vs posed label:    {self.accuracy:.2%}   (argmax over all {len(self.classes)} model classes; "
@@ -100,6 +104,9 @@ class FacesReport:
         lines += ["", "confusion (rows posed, columns predicted):",
                   " " * 12 + "".join(f"{c[:6]:>7}" for c in cols)]
         lines += [f"{r:<12}" + "".join(f"{v:>7}" for v in row) for r, row in zip(rows, self.confusion)]
+        if self.by_intensity:
+            lines += ["", "emotional poses with a face, by observers' rated intensity:"]
+            lines += [f"  {band:<12} {ok / n if n else 0:>7.1%}  of {n}" for band, (ok, n) in self.by_intensity.items()]
         lines += ["", "mean ms per photograph: " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_ms.items())
                   + f"; {self.seconds:.1f} s in all"]
         return "\n".join(lines)
@@ -116,8 +123,12 @@ def load_samples(dataset: Path, split: str = "all") -> list[Sample]:
         odd = int(r["performer"]) % 2 == 1
         if (split == "tune" and not odd) or (split == "test" and odd):
             continue
+        try:
+            intensity = float(r.get("rated_intensity") or "nan")
+        except ValueError:
+            intensity = float("nan")
         samples.append(Sample(dataset / r["path"], LABEL_MAP[r["label"]], LABEL_MAP.get(r.get("rated_label", "")),
-                              r["performer"]))
+                              r["performer"], None if np.isnan(intensity) else intensity))
     return samples
 
 
@@ -133,6 +144,7 @@ def evaluate(analyzer, samples: list[Sample], dataset: str = "", split: str = "a
     confusion = np.zeros((len(rows), len(classes) + 1), int)
     correct = correct7 = detected = unreadable = rated_ok = n_rated = 0
     undetected = []
+    by_intensity = {band: [0, 0] for band, _, _ in INTENSITY_BANDS}
     analyzer.clock.reset()
     start = time.perf_counter()
     for i, s in enumerate(samples):
@@ -155,6 +167,7 @@ def evaluate(analyzer, samples: list[Sample], dataset: str = "", split: str = "a
         pred7 = classes[int(np.argmax(np.where(in_data, scores, -1.0)))]
         confusion[rows.index(s.label), col[pred]] += 1
         correct += pred == s.label
+        _tally_intensity(by_intensity, s, pred == s.label)
         correct7 += pred7 == s.label
         rated_ok += pred == s.rated
         if progress and (i + 1) % 200 == 0:
@@ -169,7 +182,23 @@ def evaluate(analyzer, samples: list[Sample], dataset: str = "", split: str = "a
         accuracy_7way=correct7 / n if n else 0.0, accuracy_detected=correct / detected if detected else 0.0,
         accuracy_rated=rated_ok / n_rated if n_rated else 0.0, n_rated=n_rated, recall=recall, counts=counts,
         confusion=confusion.tolist(), classes=classes, stage_ms=per_photo,
-        seconds=time.perf_counter() - start, undetected=undetected)
+        seconds=time.perf_counter() - start, undetected=undetected,
+        prior_correction=float(getattr(analyzer.sections.model, "prior_correction", 0.0)),
+        by_intensity={k: v for k, v in by_intensity.items() if v[1]})
+
+
+#: Bands of the observers' rated intensity (the database's scale; strong poses rate 4 and more).
+INTENSITY_BANDS = (("below 2", 0.0, 2.0), ("2 to 4", 2.0, 4.0), ("4 and more", 4.0, float("inf")))
+
+
+def _tally_intensity(bands: dict[str, list[int]], s: Sample, ok: bool) -> None:
+    """Count an emotional (not neutral) pose in its intensity band; the bands cover detected faces only."""
+    if s.intensity is None or s.label == "neutral":
+        return
+    for band, lo, hi in INTENSITY_BANDS:
+        if lo <= s.intensity < hi:
+            bands[band][0] += int(ok)
+            bands[band][1] += 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
