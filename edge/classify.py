@@ -162,11 +162,14 @@ class EmotionModel:
             y = (y - zero) * scale
         return y
 
-    def classify(self, crops: list[np.ndarray]) -> list[Classification]:
-        """Classify the face crops of one frame in one batch."""
-        scores = self.predict(self.preprocess(crops))
+    def normalize(self, scores: np.ndarray) -> np.ndarray:
+        """Raw model scores -> the scores the pipeline reports: prior-corrected where configured, summing to 1."""
         if self._reweight is not None:
             # p(c|x) / prior(c)^tau: the logit adjustment of Menon et al. 2021, applied after the model
             scores = scores * self._reweight
-        scores = scores / np.maximum(scores.sum(axis=1, keepdims=True), 1e-6)
+        return scores / np.maximum(scores.sum(axis=1, keepdims=True), 1e-6)
+
+    def classify(self, crops: list[np.ndarray]) -> list[Classification]:
+        """Classify the face crops of one frame in one batch."""
+        scores = self.normalize(self.predict(self.preprocess(crops)))
         return [Classification(scores=s, classes=self.classes) for s in scores]

@@ -35,11 +35,18 @@ class Report:
     confusion: np.ndarray                     # rows: true class, columns: predicted
     latency_ms: float | None = None
     classes: tuple[str, ...] = field(default=ferplus.CLASSES)
+    prior_correction: float = 0.0
+
+    @property
+    def mean_recall(self) -> float:
+        """Balanced accuracy: the mean of the per-class recalls (classes present in the split)."""
+        return float(np.nanmean(list(self.recall.values())))
 
     def table(self) -> str:
         """Human-readable accuracy, recall and confusion matrix."""
         lines = [f"{self.model} on FER+ {self.split} (majority protocol, {self.n} images): "
-                 f"top-1 accuracy {100 * self.accuracy:.2f}%"]
+                 f"top-1 accuracy {100 * self.accuracy:.2f}%, mean per-class recall {100 * self.mean_recall:.2f}%"
+                 + (f" (prior correction {self.prior_correction:g})" if self.prior_correction else "")]
         if self.latency_ms is not None:
             lines.append(f"mean latency per face (1 thread, batch 1): {self.latency_ms:.3f} ms")
         lines.append("per-class recall: " + ", ".join(f"{c} {100 * r:.1f}%" for c, r in self.recall.items()))
@@ -78,15 +85,16 @@ def measure_latency(model, images: np.ndarray, n: int = 300, warmup: int = 20) -
 
 def evaluate(model_path: str | Path, card_path: str | Path | None = None, split: str = "test",
              data_dir: Path | None = None, limit: int | None = None, latency: bool = True,
-             verify_sha256: bool = True) -> Report:
-    """Run a model over a FER+ split and return its Report."""
+             verify_sha256: bool = True, prior_correction: float = 0.0) -> Report:
+    """Run a model over a FER+ split and return its Report (``prior_correction`` as model.prior_correction)."""
     from edge.classify import EmotionModel
 
     images, labels = load_eval_set(split, data_dir, limit)
-    model = EmotionModel(model_path, card_path, threads=1, verify_sha256=verify_sha256)
+    model = EmotionModel(model_path, card_path, threads=1, verify_sha256=verify_sha256,
+                         prior_correction=prior_correction)
     preds = []
     for s in range(0, len(images), 64):
-        preds.append(model.predict(model.preprocess(list(images[s:s + 64]))).argmax(axis=1))
+        preds.append(model.normalize(model.predict(model.preprocess(list(images[s:s + 64])))).argmax(axis=1))
     pred = np.concatenate(preds)
     k = len(model.classes)
     conf = np.zeros((k, k), np.int64)
@@ -96,7 +104,7 @@ def evaluate(model_path: str | Path, card_path: str | Path | None = None, split:
     lat = measure_latency(model, images) if latency else None
     return Report(model=Path(model_path).name, split=split, n=len(labels),
                   accuracy=float((pred == labels).mean()), recall=recall, confusion=conf,
-                  latency_ms=lat, classes=model.classes)
+                  latency_ms=lat, classes=model.classes, prior_correction=prior_correction)
 
 
 def confusion_png(report: Report, path: str | Path) -> None:
@@ -132,13 +140,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=ferplus.default_data_dir(), help="shared data folder")
     p.add_argument("--png", default=None, help="also save the confusion matrix as this PNG")
     p.add_argument("--no-latency", action="store_true")
+    p.add_argument("--prior-correction", type=float, default=0.0, metavar="TAU",
+                   help="divide the scores by the training class prior^TAU first (model.prior_correction)")
 
 
 def run(args: argparse.Namespace) -> int:
     from edge.runtime import ModelError
 
     try:
-        report = evaluate(args.model, args.card, args.split, args.data, args.limit, latency=not args.no_latency)
+        report = evaluate(args.model, args.card, args.split, args.data, args.limit, latency=not args.no_latency,
+                          prior_correction=args.prior_correction)
     except (ModelError, FileNotFoundError) as exc:
         print(f"fer-edge eval: {exc}", file=sys.stderr)
         return 3
