@@ -139,15 +139,26 @@ def train(args: argparse.Namespace) -> dict:
     )
     opt = tf.keras.optimizers.AdamW(learning_rate=schedule, weight_decay=args.weight_decay)
     loss_fn = tf.keras.losses.CategoricalCrossentropy(from_logits=True)
+    # Auxiliary presence head (training only, not exported): one sigmoid per emotion, "did at least two
+    # annotators see it". Unlike the softmax, it does not let neutral votes drown a subtle expression,
+    # so the shared features are pushed to notice weak expressions too.
+    trunk = tf.keras.Model(model.input, [model.output, model.get_layer("logits").input])
+    presence_head = tf.keras.layers.Dense(len(ferplus.CLASSES), name="presence")
+    presence_head.build(trunk.outputs[1].shape)
+    presence_fn = tf.keras.losses.BinaryCrossentropy(from_logits=True)
+    aux_weight = tf.constant(args.aux_presence, tf.float32)
+    variables = model.trainable_variables + (presence_head.trainable_variables if args.aux_presence else [])
 
     @tf.function(reduce_retracing=True)
     def step(xb, yb):
         xb = augment(xb, training=True)
         with tf.GradientTape() as tape:
-            logits = model(xb, training=True)
+            logits, feats = trunk(xb, training=True)
             loss = loss_fn(yb, logits + adjust)
-        grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables))
+            if args.aux_presence:
+                loss += aux_weight * presence_fn(tf.cast(yb > 0, tf.float32), presence_head(feats))
+        grads = tape.gradient(loss, variables)
+        opt.apply_gradients(zip(grads, variables))
         return loss
 
     rng = np.random.default_rng(args.seed)
@@ -203,6 +214,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init", type=Path, default=None, help="start from this .keras model's weights (fine-tuning)")
     p.add_argument("--logit-adjust", type=float, default=0.0, metavar="TAU",
                    help="logit-adjusted loss strength (0: plain cross-entropy); the prior is folded back on save")
+    p.add_argument("--aux-presence", type=float, default=0.0, metavar="WEIGHT",
+                   help="weight of the auxiliary per-emotion presence loss (0: off; the head is not exported)")
     p.add_argument("--limit", type=int, default=0, help="train on the first N images only (smoke runs)")
     p.add_argument("--val-limit", type=int, default=0, help="validate on the first N images only (smoke runs)")
     p.add_argument("--no-export", action="store_true", help="stop after training (no int8 export)")
