@@ -140,6 +140,38 @@ def test_eval_faces_on_a_few_photographs(tmp_path):
     assert f"accuracy vs posed label:    {report['accuracy']:.2%}" in r.stdout
 
 
+def test_eval_faces_prior_correction_and_intensity_bands():
+    require_emotion_model()
+    from edge.classify import ModelConfig
+    from edge.commands.eval_faces import default_dataset, evaluate, load_samples
+    from edge.pipeline import FaceAnalyzer, PipelineSections
+
+    require_blazeface()
+    samples = load_samples(default_dataset())
+    picked = [next(s for s in samples if s.label == lab) for lab in ("neutral", "sadness", "fear", "surprise")]
+    picked += [s for s in samples if s.label == "disgust"][:2]
+    reports = {}
+    for tau in (0.0, 1.0):
+        analyzer = FaceAnalyzer(PipelineSections(model=ModelConfig(prior_correction=tau)))
+        reports[tau] = evaluate(analyzer, picked)
+    for tau, rep in reports.items():
+        assert rep.prior_correction == tau and rep.detected == len(picked)
+        # every emotional pose with a rating lands in exactly one band; neutral poses in none
+        rated = [s for s in picked if s.label != "neutral" and s.intensity is not None]
+        assert sum(n for _, n in rep.by_intensity.values()) == len(rated) == 5
+        assert sum(ok for ok, _ in rep.by_intensity.values()) <= len(rated)
+    # dividing by the prior never predicts neutral (the commonest training class) more often
+    neutral_preds = [sum(row[0] for row in r.confusion) for r in (reports[0.0], reports[1.0])]
+    assert neutral_preds[1] <= neutral_preds[0]
+
+
+def test_eval_faces_rejects_a_bad_prior_correction():
+    require_emotion_model()
+    r = fer_edge("eval-faces", "--limit", "2", "--prior-correction", "2")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["fer-edge eval-faces: --prior-correction must be between 0 and 1"]
+
+
 def test_eval_faces_without_the_dataset(tmp_path):
     r = fer_edge("eval-faces", str(tmp_path))
     assert r.returncode == 2 and "labels.csv not found" in r.stderr
