@@ -130,6 +130,8 @@ def train(args: argparse.Namespace) -> dict:
     # model still answers with FER+-calibrated scores and its validation figure is comparable.
     prior = y_train.mean(axis=0)
     adjust = tf.constant(args.logit_adjust * np.log(np.maximum(prior, 1e-4)), tf.float32)
+    if args.init:
+        fold_prior(model, adjust, -1)   # a saved model is calibrated: take the prior out of its bias first
     augment = build_augmenter()
     steps_per_epoch = int(np.ceil(len(x_train) / args.batch))
     total = steps_per_epoch * args.epochs
@@ -162,7 +164,8 @@ def train(args: argparse.Namespace) -> dict:
         return loss
 
     rng = np.random.default_rng(args.seed)
-    log: dict = {"args": vars(args) | {"data": str(args.data), "init": str(args.init) if args.init else None}, "epochs": [], "train_images": len(x_train)}
+    run_args = vars(args) | {"data": str(args.data), "init": str(args.init) if args.init else None}
+    log: dict = {"args": run_args, "epochs": [], "train_images": len(x_train)}
     best = -1.0
     for epoch in range(1, args.epochs + 1):
         t0 = time.time()

@@ -137,3 +137,27 @@ def test_tiny_training_run_exports_loadable_int8_model(tmp_path):
     assert scores.shape == (8,) and np.isfinite(scores).all()
     log = json.loads((run / "train_log.json").read_text())
     assert len(log["epochs"]) == 1 and "val_acc" in log["epochs"][0]
+
+
+def test_fine_tune_options_keep_one_calibrated_output(tmp_path):
+    """--init/--logit-adjust/--aux-presence: the saved model has the backbone's single 8-way output,
+    and the logit adjustment is folded back (its bias differs from the starting model's by at most the
+    small steps of one tiny epoch, not by log(prior))."""
+    require_shared("ferplus", "ferplus_train.npz")
+    tf = pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
+    from models.train import build_backbone
+
+    start = tmp_path / "start.keras"
+    build_backbone().save(start)
+    run = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-m", "models.train", "--out", str(run), "--epochs", "1", "--limit", "128",
+                          "--batch", "32", "--val-limit", "100", "--lr", "1e-5", "--no-export", "--init", str(start),
+                          "--logit-adjust", "1", "--aux-presence", "1"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    saved = tf.keras.models.load_model(run / "best.keras")
+    assert len(saved.outputs) == 1 and saved.output_shape == (None, 8)
+    drift = saved.get_layer("logits").bias.numpy() - tf.keras.models.load_model(start).get_layer("logits").bias.numpy()
+    assert np.abs(drift).max() < 0.05          # log(prior) would move disgust's bias by about 4.6
+    log = json.loads((run / "train_log.json").read_text())
+    assert log["args"]["logit_adjust"] == 1 and log["args"]["init"] == str(start)
