@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from edge.pipeline import FaceAnalyzer
     from edge.sources import read_image
     from models import ferplus
+    from models.card import training_prior
     from models.select_tta import view
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,9 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     model = tf.keras.models.load_model(args.keras)
     features = tf.keras.Model(model.input, model.get_layer("logits").input)
-    tr = ferplus.load_split("train")
-    targets, keep = ferplus.vote_distributions(tr.votes)
-    log_prior = np.log(targets[keep].mean(axis=0))
+    prior = training_prior(ferplus.default_data_dir())
+    log_prior = np.log([prior[c] for c in ferplus.CLASSES])
 
     samples = load_samples(default_dataset(), "all")
     analyzer = FaceAnalyzer(classify=False)

@@ -124,11 +124,11 @@ def load_samples(dataset: Path, split: str = "all") -> list[Sample]:
         if (split == "tune" and not odd) or (split == "test" and odd):
             continue
         try:
-            intensity = float(r.get("rated_intensity") or "nan")
-        except ValueError:
-            intensity = float("nan")
+            intensity: float | None = float(r.get("rated_intensity") or "")
+        except ValueError:          # blank or not a number
+            intensity = None
         samples.append(Sample(dataset / r["path"], LABEL_MAP[r["label"]], LABEL_MAP.get(r.get("rated_label", "")),
-                              r["performer"], None if np.isnan(intensity) else intensity))
+                              r["performer"], intensity))
     return samples
 
 
