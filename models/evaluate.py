@@ -145,8 +145,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.classify import ModelConfig
     from edge.runtime import ModelError
 
+    try:                                  # the config section holds the bounds
+        ModelConfig(prior_correction=args.prior_correction)
+    except ValueError:
+        print("fer-edge eval: --prior-correction must be between 0 and 1", file=sys.stderr)
+        return 2
     try:
         report = evaluate(args.model, args.card, args.split, args.data, args.limit, latency=not args.no_latency,
                           prior_correction=args.prior_correction)

@@ -66,6 +66,14 @@ def test_prior_correction_divides_scores_by_the_training_prior():
     assert (got[:, 0] <= plain[:, 0] + 1e-6).all() and got[:, 0].sum() < plain[:, 0].sum()
 
 
+@pytest.mark.parametrize("tau", ["2", "-1"])
+def test_eval_rejects_a_prior_correction_out_of_range(tau):
+    out = subprocess.run([sys.executable, "-m", "edge.cli", "eval", "--limit", "10", "--no-latency",
+                          "--prior-correction", tau], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == "fer-edge eval: --prior-correction must be between 0 and 1"
+
+
 def test_prior_correction_needs_a_prior_in_the_card(tmp_path):
     other = tmp_path / "m.tflite"
     shutil.copyfile(SHIPPED_MODEL, other)
