@@ -31,6 +31,15 @@ class ModelConfig(StrictModel):
                     "show emotions more often or more subtly than in FER+, where most faces are neutral.")
 
 
+def prior_correction_error(value: float) -> str | None:
+    """The one-line complaint for a ``--prior-correction`` outside ModelConfig's bounds, else None."""
+    try:
+        ModelConfig(prior_correction=value)
+    except ValueError:
+        return "--prior-correction must be between 0 and 1"
+    return None
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """What the runtime needs of a model card (the JSON file holds more: data, accuracy, latency)."""

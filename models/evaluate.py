@@ -145,13 +145,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.classify import ModelConfig
+    from edge.classify import prior_correction_error
     from edge.runtime import ModelError
 
-    try:                                  # the config section holds the bounds
-        ModelConfig(prior_correction=args.prior_correction)
-    except ValueError:
-        print("fer-edge eval: --prior-correction must be between 0 and 1", file=sys.stderr)
+    if (err := prior_correction_error(args.prior_correction)):
+        print(f"fer-edge eval: {err}", file=sys.stderr)
         return 2
     try:
         report = evaluate(args.model, args.card, args.split, args.data, args.limit, latency=not args.no_latency,

@@ -62,13 +62,11 @@ def analyzer_from_args(args: argparse.Namespace, prog: str, classify: bool = Tru
             cfg = replace(cfg, detector=cfg.detector.model_copy(update={"threads": args.threads}))
         cfg = replace(cfg, model=cfg.model.model_copy(update={"threads": args.threads}))
     if args.prior_correction is not None:
-        from edge.classify import ModelConfig
-        try:
-            cfg = replace(cfg, model=ModelConfig.model_validate(cfg.model.model_dump() | {
-                "prior_correction": args.prior_correction}))
-        except ValueError:
-            print(f"{prog}: --prior-correction must be between 0 and 1", file=sys.stderr)
+        from edge.classify import prior_correction_error
+        if (err := prior_correction_error(args.prior_correction)):
+            print(f"{prog}: {err}", file=sys.stderr)
             return None, EXIT_USAGE
+        cfg = replace(cfg, model=cfg.model.model_copy(update={"prior_correction": args.prior_correction}))
     try:
         return FaceAnalyzer(cfg, classify=classify), EXIT_OK
     except ModelError as exc:
