@@ -10,7 +10,7 @@ import sys
 import cv2
 import pytest
 
-from conftest import REPO
+from conftest import REPO, require_shared
 from conftest_pipeline import require_blazeface, require_emotion_model, single_face_video, taiwanese_subset
 
 KEYS = {"path", "face", "box", "score", "landmarks", "emotion", "emotion_score", "scores", "detector", "model"}
@@ -126,7 +126,7 @@ def test_missing_emotion_model_and_bad_config(tmp_path):
 
 
 def test_eval_faces_on_a_few_photographs(tmp_path):
-    require_emotion_model()
+    require_shared("faces", "taiwanese_fed", "labels.csv")
     r = fer_edge("eval-faces", "--limit", "12", "--json", str(tmp_path / "r.json"))
     assert r.returncode == 0, r.stderr
     assert "face found:                 12/12 = 100.00%" in r.stdout
@@ -141,7 +141,7 @@ def test_eval_faces_on_a_few_photographs(tmp_path):
 
 
 def test_eval_faces_prior_correction_and_intensity_bands():
-    require_emotion_model()
+    require_shared("faces", "taiwanese_fed", "labels.csv")
     from edge.classify import ModelConfig
     from edge.commands.eval_faces import default_dataset, evaluate, load_samples
     from edge.pipeline import FaceAnalyzer, PipelineSections
@@ -165,9 +165,9 @@ def test_eval_faces_prior_correction_and_intensity_bands():
     assert neutral_preds[1] <= neutral_preds[0]
 
 
-def test_eval_faces_rejects_a_bad_prior_correction():
-    require_emotion_model()
-    r = fer_edge("eval-faces", "--limit", "2", "--prior-correction", "2")
+def test_eval_faces_rejects_a_bad_prior_correction(tmp_path):
+    # a usage error is reported before anything is read: the (empty) dataset folder is not looked at
+    r = fer_edge("eval-faces", str(tmp_path), "--limit", "2", "--prior-correction", "2")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == ["fer-edge eval-faces: --prior-correction must be between 0 and 1"]
 

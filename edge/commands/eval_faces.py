@@ -215,6 +215,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the report; exit code as in the module docstring."""
+    from edge.classify import prior_correction_error
+
+    if args.prior_correction is not None and (err := prior_correction_error(args.prior_correction)):
+        print(f"fer-edge eval-faces: {err}", file=sys.stderr)   # usage errors first, before any file is read
+        return EXIT_USAGE
     dataset = args.dataset or default_dataset()
     if not (dataset / "labels.csv").is_file():
         print(f"fer-edge eval-faces: {dataset / 'labels.csv'} not found (expected ../shared/data beside the "
