@@ -41,12 +41,14 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model.prior_correction for this run, 0..1 (default: the config's)")
 
 
-def analyzer_from_args(args: argparse.Namespace, prog: str, classify: bool = True) -> tuple[Any, int]:
-    """Build the FaceAnalyzer the options ask for; (analyzer, 0) or (None, exit code) after one stderr line."""
+def sections_from_args(args: argparse.Namespace, prog: str) -> tuple[Any, int]:
+    """The pipeline config the options ask for, checked but with no model loaded.
+
+    (PipelineSections, 0), or (None, EXIT_USAGE) after one stderr line (the config's own lines first).
+    """
     from dataclasses import replace
 
-    from edge.pipeline import FaceAnalyzer, PipelineSections
-    from edge.runtime import ModelError
+    from edge.pipeline import PipelineSections
 
     try:
         cfg = PipelineSections.of(_load_config(args.config))
@@ -67,8 +69,24 @@ def analyzer_from_args(args: argparse.Namespace, prog: str, classify: bool = Tru
             print(f"{prog}: {err}", file=sys.stderr)
             return None, EXIT_USAGE
         cfg = replace(cfg, model=cfg.model.model_copy(update={"prior_correction": args.prior_correction}))
+    return cfg, EXIT_OK
+
+
+def analyzer_from_args(args: argparse.Namespace, prog: str, classify: bool = True,
+                       sections: Any = None) -> tuple[Any, int]:
+    """Build the FaceAnalyzer the options ask for; (analyzer, 0) or (None, exit code) after one stderr line.
+
+    ``sections``: the result of an earlier ``sections_from_args`` (the options are then not read again).
+    """
+    from edge.pipeline import FaceAnalyzer
+    from edge.runtime import ModelError
+
+    if sections is None:
+        sections, code = sections_from_args(args, prog)
+        if sections is None:
+            return None, code
     try:
-        return FaceAnalyzer(cfg, classify=classify), EXIT_OK
+        return FaceAnalyzer(sections, classify=classify), EXIT_OK
     except ModelError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return None, EXIT_MODEL

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.commands.detect import EXIT_MODEL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, add_pipeline_arguments, \
-    analyzer_from_args
+    analyzer_from_args, sections_from_args
 
 #: Taiwanese facial expression database labels -> the model's (FER+) class names.
 LABEL_MAP = {"neutral": "neutral", "happy": "happiness", "sad": "sadness", "angry": "anger",
@@ -183,7 +183,7 @@ def evaluate(analyzer, samples: list[Sample], dataset: str = "", split: str = "a
         accuracy_rated=rated_ok / n_rated if n_rated else 0.0, n_rated=n_rated, recall=recall, counts=counts,
         confusion=confusion.tolist(), classes=classes, stage_ms=per_photo,
         seconds=time.perf_counter() - start, undetected=undetected,
-        prior_correction=float(getattr(analyzer.sections.model, "prior_correction", 0.0)),
+        prior_correction=analyzer.sections.model.prior_correction,
         by_intensity={k: v for k, v in by_intensity.items() if v[1]})
 
 
@@ -215,11 +215,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the report; exit code as in the module docstring."""
-    from edge.classify import prior_correction_error
-
-    if args.prior_correction is not None and (err := prior_correction_error(args.prior_correction)):
-        print(f"fer-edge eval-faces: {err}", file=sys.stderr)   # usage errors first, before any file is read
-        return EXIT_USAGE
+    sections, code = sections_from_args(args, "fer-edge eval-faces")   # option errors first, before any file is read
+    if sections is None:
+        return code
     dataset = args.dataset or default_dataset()
     if not (dataset / "labels.csv").is_file():
         print(f"fer-edge eval-faces: {dataset / 'labels.csv'} not found (expected ../shared/data beside the "
@@ -231,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     if not samples:
         print(f"fer-edge eval-faces: no labelled photographs in {dataset} for split {args.split}", file=sys.stderr)
         return EXIT_USAGE
-    analyzer, code = analyzer_from_args(args, "fer-edge eval-faces")
+    analyzer, code = analyzer_from_args(args, "fer-edge eval-faces", sections=sections)
     if analyzer is None:
         return code
     report = evaluate(analyzer, samples, str(dataset), args.split, progress=True)
