@@ -167,16 +167,11 @@ def fer_heads(st: Study, feats: np.ndarray) -> None:
     correction is applied on top. The FER+ validation accuracy (majority protocol) says what each
     costs on the data the model is meant for.
     """
-    import tensorflow as tf
-
     from models import ferplus
-    from models.select_tta import view
 
     def fer_features(split: str):
         s = ferplus.load_split(split)
-        t = tf.constant(s.images[..., None].astype(np.float32))
-        f = sum(st.features.predict(view(t, v), batch_size=512, verbose=0) for v in VIEWS) / len(VIEWS)
-        return f, s.votes
+        return st.averaged(st.features, s.images), s.votes
 
     train_f, train_votes = fer_features("train")
     valid_f, valid_votes = fer_features("valid")
@@ -186,7 +181,6 @@ def fer_heads(st: Study, feats: np.ndarray) -> None:
     z_train, z_tw, z_valid = (train_f - mu) / sd, (feats - mu) / sd, (valid_f - mu) / sd
     valid_labels = ferplus.majority_labels(valid_votes)
     scored = valid_labels >= 0
-    log_prior = np.log(dist.mean(0))
 
     def down_weighted(alpha: float) -> np.ndarray:
         t = votes.copy()
@@ -205,7 +199,7 @@ def fer_heads(st: Study, feats: np.ndarray) -> None:
     for name, t in targets.items():
         w, b = fit_softmax(z_train, t, 1e-3, steps=1500)
         for tau in (0.0, 0.5, 1.0):
-            lg_tw, lg_valid = z_tw @ w + b - tau * log_prior, z_valid @ w + b - tau * log_prior
+            lg_tw, lg_valid = z_tw @ w + b - tau * st.log_prior, z_valid @ w + b - tau * st.log_prior
             fer_acc = (lg_valid[scored].argmax(1) == valid_labels[scored]).mean()
             print(f"   {name:<27} tau {tau:.1f}  {st.halves(lg_tw, 0)}  FER+ valid {fer_acc:6.1%}")
 
