@@ -248,6 +248,19 @@ class ReplayGuard:
                                    "ts": round(time.time(), 3)}
             _write_json(self.path, {"v": 1, "streams": data})
 
+    def pending(self, outcome: str = "probation") -> list[str]:
+        """The streams whose last message still has ``outcome`` (e.g. applied, then the service stopped
+        before its probation ended)."""
+        return [stream for stream, entry in self._load().items() if entry.get("outcome") == outcome]
+
+    def set_outcome(self, stream: str, outcome: str) -> None:
+        """Change the recorded outcome of a stream's last message (its serial stays consumed)."""
+        with self._lock:
+            data = self._load()
+            if stream in data:
+                data[stream] = {**data[stream], "outcome": outcome}
+                _write_json(self.path, {"v": 1, "streams": data})
+
     def _load(self) -> dict[str, dict]:
         try:
             text = self.path.read_text(encoding="utf-8")

@@ -130,3 +130,14 @@ def test_openssl_can_sign_the_same_format(tmp_path):
     subprocess.run(["bash", "-c", script], cwd=tmp_path, check=True)
     s = verify_message((tmp_path / "signed.yaml").read_bytes(), b"the shared secret", CAM)
     assert s.serial == 1764583380123 and s.signer == "ops"
+
+
+def test_a_change_left_on_probation_is_found_again(tmp_path):
+    # the service records "probation" when it applies; a restart before the verdict finds it
+    guard = ReplayGuard(tmp_path / "s.json")
+    m = verify_message(sign_message(BODY, KEY, CAM, serial=11, signer="ops"), KEY, CAM)
+    guard.record(m, "probation")
+    again = ReplayGuard(tmp_path / "s.json")
+    assert again.pending() == [m.stream]
+    again.set_outcome(m.stream, "rolled back: the service stopped before the change proved itself")
+    assert again.pending() == [] and again.check(m) == "duplicate"      # the serial stays used
