@@ -1,0 +1,116 @@
+"""`fer-edge dashboard`: the live kiosk / security-desk page for every device under a prefix.
+
+    fer-edge dashboard --broker broker.lan            # then open http://127.0.0.1:8088/
+    fer-edge dashboard --config /etc/fer-edge/config.yaml --bind 0.0.0.0
+
+The broker connection comes from the `mqtt` section of a fer-edge config file (host, port,
+prefix, credentials, TLS, client certificates; a file holding only `mqtt:` is enough), and the
+flags override it. The password is never a flag: it comes from the file or from
+$FER_EDGE_MQTT_PASSWORD. Exit codes: 0 stopped (SIGTERM/SIGINT), 2 configuration error
+(one line says which setting), 3 the HTTP port could not be opened.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The dashboard's options: where the broker is, how to log in, where to serve the page."""
+    parser.add_argument("--config", "-c", type=Path, default=None,
+                        help="fer-edge YAML whose `mqtt` section says how to reach the broker "
+                             "(default: /etc/fer-edge/config.yaml or ./config.yaml when present and no --broker)")
+    parser.add_argument("--broker", metavar="HOST[:PORT]", help="broker address (overrides mqtt.host/port)")
+    parser.add_argument("--prefix", help="topic prefix of the devices (overrides mqtt.prefix; default fer-edge)")
+    parser.add_argument("--username", help="broker user (overrides mqtt.username; the password comes from "
+                                           "the file or $FER_EDGE_MQTT_PASSWORD)")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS (mqtt.tls.enabled)")
+    parser.add_argument("--ca-file", help="PEM CA of the broker's certificate (mqtt.tls.ca_file)")
+    parser.add_argument("--cert-file", help="PEM client certificate (mqtt.tls.cert_file)")
+    parser.add_argument("--key-file", help="PEM key of the client certificate (mqtt.tls.key_file)")
+    parser.add_argument("--bind", default="127.0.0.1",
+                        help="address to serve the page on (default 127.0.0.1: this machine only; "
+                             "0.0.0.0: every host on the network - the page shows emotion data)")
+    parser.add_argument("--port", type=int, default=8088, help="HTTP port (default 8088; 0: any free port)")
+    parser.add_argument("--max-devices", type=int, default=1000, help="devices kept at most (default 1000)")
+
+
+def mqtt_settings(args: argparse.Namespace) -> Any:
+    """The MqttConfig from --config (if any) with the flags applied; ValueError with one line if unusable."""
+    from edge.config import ConfigError, default_path, load_file
+    from edge.publish.mqtt import MqttConfig
+
+    data: dict[str, Any] = {}
+    path = args.config
+    if path is None and not args.broker and default_path().is_file():
+        path = default_path()
+    if path is not None:
+        try:
+            data = load_file(path).config.mqtt.model_dump()
+        except ConfigError as exc:
+            raise ValueError(str(exc).splitlines()[0] if str(exc) else f"{path}: invalid config") from None
+        if data.get("password") is not None:
+            data["password"] = data["password"].get_secret_value()
+    if args.broker:
+        host, _, port = args.broker.rpartition(":") if args.broker.count(":") == 1 else (args.broker, "", "")
+        if port and not port.isdigit():
+            raise ValueError(f"--broker {args.broker}: the port must be a number, e.g. broker.lan:1883")
+        data["host"], data["port"] = (host, int(port)) if port else (args.broker, data.get("port"))
+    if args.prefix:
+        data["prefix"] = args.prefix
+    if args.username:
+        data["username"] = args.username
+    tls = dict(data.get("tls") or {})
+    for key in ("ca_file", "cert_file", "key_file"):
+        if getattr(args, key):
+            tls[key] = getattr(args, key)
+    if args.tls or args.ca_file:
+        tls["enabled"] = True
+    data["tls"] = tls
+    if not data.get("host"):
+        raise ValueError("no broker: give --broker HOST[:PORT], or --config FILE with mqtt.host set")
+    try:
+        return MqttConfig(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"mqtt.{where}: {first['msg']}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the dashboard until SIGTERM/SIGINT; returns the exit code."""
+    from edge.dashboard.app import Dashboard
+    from edge.dashboard.model import Limits
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("edge.dashboard")
+    try:
+        cfg = mqtt_settings(args)
+        if args.max_devices < 1:
+            raise ValueError("--max-devices must be at least 1")
+        dashboard = Dashboard(cfg, args.bind, args.port, Limits(max_devices=args.max_devices))
+    except ValueError as exc:
+        print(f"fer-edge dashboard: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"fer-edge dashboard: {exc} (choose another --port)", file=sys.stderr)
+        return 3
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with dashboard:
+        if args.bind not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("dashboard reachable from the network on %s:%d: anyone who can reach it sees the "
+                        "emotion data (put it behind a proxy with a login, or bind 127.0.0.1)", args.bind,
+                        dashboard.server.httpd.server_address[1])
+        log.info("dashboard at %s (devices under %s/ on %s)", dashboard.url, cfg.prefix, dashboard.feed.address)
+        print(f"dashboard: {dashboard.url}", flush=True)
+        stop.wait()
+    return 0

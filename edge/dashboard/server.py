@@ -1,0 +1,205 @@
+"""The dashboard's HTTP side: the static page and a server-sent event stream, standard library only.
+
+    GET /             the page (static/index.html; app.js, views.js, chart.js, style.css beside it)
+    GET /events       text/event-stream: one `snapshot` of the whole fleet, then every change as it happens
+    GET /api/fleet    the same snapshot as JSON (scripts, curl)
+    GET /healthz      "ok" while the server runs (the broker's state is in /api/fleet)
+
+Each page gets its own bounded queue of changes; a page that cannot keep up (its queue is full)
+is disconnected and its EventSource reconnects, starting again from a fresh snapshot, so a slow
+kiosk never makes the server's memory grow.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
+# no inline script, nothing from elsewhere: the page works offline and cannot be made to load code
+SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; base-uri 'none'; "
+                                               "frame-ancestors 'none'",
+                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+PING_S = 15.0
+
+
+class Subscriber:
+    """One connected page: a bounded queue of serialized changes."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: deque[str] = deque()
+        self.cond = threading.Condition()
+        self.overflowed = False
+        self.closed = False
+
+    def put(self, text: str) -> None:
+        with self.cond:
+            if len(self.items) >= self.size:
+                self.overflowed = True        # the page falls behind: drop it, it reconnects to a snapshot
+            else:
+                self.items.append(text)
+            self.cond.notify()
+
+    def take(self, timeout: float) -> list[str] | None:
+        """Everything queued (waiting up to ``timeout``); [] on timeout, None when the page must go."""
+        with self.cond:
+            if not self.items and not (self.overflowed or self.closed):
+                self.cond.wait(timeout)
+            if self.overflowed or self.closed:
+                return None
+            out = list(self.items)
+            self.items.clear()
+            return out
+
+
+class Hub:
+    """Fans each change out to every connected page."""
+
+    def __init__(self, max_pages: int = 32, queue_size: int = 5000) -> None:
+        self.max_pages, self.queue_size = max_pages, queue_size
+        self._pages: set[Subscriber] = set()
+        self._lock = threading.Lock()
+
+    def broadcast(self, change: dict[str, Any]) -> None:
+        text = json.dumps(change, separators=(",", ":"))
+        with self._lock:
+            pages = list(self._pages)
+        for page in pages:
+            page.put(text)
+
+    def add(self) -> Subscriber | None:
+        """A new page's queue, or None when max_pages are connected."""
+        with self._lock:
+            if len(self._pages) >= self.max_pages:
+                return None
+            page = Subscriber(self.queue_size)
+            self._pages.add(page)
+            return page
+
+    def remove(self, page: Subscriber) -> None:
+        with self._lock:
+            self._pages.discard(page)
+
+    def close(self) -> None:
+        with self._lock:
+            pages, self._pages = list(self._pages), set()
+        for page in pages:
+            with page.cond:
+                page.closed = True
+                page.cond.notify()
+
+    @property
+    def pages(self) -> int:
+        with self._lock:
+            return len(self._pages)
+
+
+def static_file(name: str) -> bytes | None:
+    """A file of the packaged static/ folder, or None (no path outside it is ever read)."""
+    if not name or "/" in name or name.startswith(".") or not any(name.endswith(e) for e in STATIC_TYPES):
+        return None
+    try:
+        return (resources.files("edge.dashboard") / "static" / name).read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+class DashboardServer:
+    """ThreadingHTTPServer serving the page and the stream; ``snapshot()`` must be taken under ``lock``."""
+
+    def __init__(self, host: str, port: int, hub: Hub, snapshot: Callable[[], dict[str, Any]],
+                 lock: threading.Lock) -> None:
+        self.hub, self.snapshot, self.lock = hub, snapshot, lock
+        handler = type("Handler", (_Handler,), {"app": self})
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise OSError(f"dashboard: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="dashboard-http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return f"http://{shown}:{port}/"
+
+    def start(self) -> "DashboardServer":
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.hub.close()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    app: DashboardServer
+    protocol_version = "HTTP/1.1"
+    server_version = "fer-edge-dashboard"
+
+    def log_message(self, format: str, *args: Any) -> None:     # noqa: A002 - the base class's name
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        path = self.path.split("?", 1)[0]
+        if path == "/events":
+            return self._stream()
+        if path == "/api/fleet":
+            with self.app.lock:
+                body = json.dumps(self.app.snapshot(), separators=(",", ":")).encode()
+            return self._send(HTTPStatus.OK, body, "application/json")
+        if path == "/healthz":
+            return self._send(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
+        name = "index.html" if path == "/" else path.lstrip("/")
+        body = static_file(name)
+        if body is None:
+            return self._send(HTTPStatus.NOT_FOUND, f"not found: {path}\n".encode(), "text/plain; charset=utf-8")
+        self._send(HTTPStatus.OK, body, STATIC_TYPES["." + name.rsplit(".", 1)[1]])
+
+    def _send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-cache")
+        for key, value in SECURITY_HEADERS.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _stream(self) -> None:
+        with self.app.lock:           # no change can slip between the snapshot and the queue
+            page = self.app.hub.add()
+            first = json.dumps(self.app.snapshot(), separators=(",", ":")) if page else ""
+        if page is None:
+            return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many dashboard pages open\n", "text/plain")
+        try:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("X-Accel-Buffering", "no")      # a reverse proxy must not buffer the stream
+            self.end_headers()
+            self.wfile.write(f"retry: 2000\ndata: {first}\n\n".encode())
+            self.wfile.flush()
+            self.close_connection = True
+            while True:
+                items = page.take(PING_S)
+                if items is None:
+                    break
+                text = "".join(f"data: {item}\n\n" for item in items) if items else ": ping\n\n"
+                self.wfile.write(text.encode())
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass                      # the page went away
+        finally:
+            self.app.hub.remove(page)

@@ -1,0 +1,123 @@
+/* fer-edge dashboard: emotion colours, the mix bar and the stacked one-hour timeline (canvas).
+   Plain JavaScript, no dependency. Everything is drawn from the summaries the page already holds. */
+"use strict";
+
+const EMOTIONS = ["happiness", "neutral", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown"];
+const COLORS = {
+  happiness: "#f2c230", neutral: "#9aa3ad", surprise: "#ff8a3d", sadness: "#3d8fe0", anger: "#e5433a",
+  disgust: "#6fb33f", fear: "#9b6ae0", contempt: "#1fa896", unknown: "#5b6168",
+};
+
+function colorOf(label) { return COLORS[label] || "#777"; }
+
+/* known emotions first, in a fixed order, then anything else a future model may send */
+function orderedLabels(obj) {
+  const keys = Object.keys(obj || {});
+  const known = EMOTIONS.filter((e) => keys.includes(e));
+  return known.concat(keys.filter((k) => !EMOTIONS.includes(k)).sort());
+}
+
+/* A horizontal bar split by share; each segment carries data-emotion and data-share (tests read them). */
+function mixBar(mix, big) {
+  const bar = document.createElement("div");
+  bar.className = "mix" + (big ? " big" : "");
+  const labels = orderedLabels(mix).filter((k) => mix[k] > 0);
+  if (!labels.length) {
+    bar.classList.add("empty");
+    bar.textContent = "no face in view";
+    return bar;
+  }
+  for (const label of labels) {
+    const seg = document.createElement("span");
+    seg.className = "mix-seg";
+    seg.dataset.emotion = label;
+    seg.dataset.share = String(mix[label]);
+    seg.style.flexGrow = String(mix[label]);
+    seg.style.background = colorOf(label);
+    seg.title = `${label} ${Math.round(mix[label] * 100)} %`;
+    if (mix[label] >= (big ? 0.12 : 0.2)) seg.textContent = big ? `${label} ${Math.round(mix[label] * 100)}%` : label;
+    bar.appendChild(seg);
+  }
+  return bar;
+}
+
+/* Face-seconds per emotion of one summary (its `seconds`, or its `counts` for older devices). */
+function summaryValues(ev) {
+  const s = ev.summary || {};
+  return s.seconds && Object.keys(s.seconds).length ? s.seconds : (s.counts || {});
+}
+
+/* Stacked bars of the summaries of the last `windowS` seconds, one bar per summary interval. */
+function drawTimeline(canvas, summaries, nowS, windowS) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || 600, h = canvas.clientHeight || 220;
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  const style = getComputedStyle(canvas);
+  const fg = style.color || "#ddd";
+  const font = parseFloat(style.fontSize) || 14;
+  ctx.font = `${font}px sans-serif`;
+  const left = font * 3.6, bottom = font * 1.8, top = font * 0.6, right = font * 0.6;
+  const pw = w - left - right, ph = h - top - bottom;
+  const t0 = nowS - windowS;
+  let max = 0;
+  for (const ev of summaries) {
+    const total = Object.values(summaryValues(ev)).reduce((a, b) => a + b, 0);
+    if (total > max) max = total;
+  }
+  const x = (t) => left + ((t - t0) / windowS) * pw;
+  // axes and grid: every 10 minutes, labelled with minutes ago
+  ctx.strokeStyle = fg; ctx.fillStyle = fg; ctx.globalAlpha = 0.25; ctx.lineWidth = 1;
+  ctx.beginPath();
+  for (let m = 0; m <= windowS / 60; m += 10) { const gx = x(nowS - m * 60); ctx.moveTo(gx, top); ctx.lineTo(gx, top + ph); }
+  ctx.moveTo(left, top + ph); ctx.lineTo(left + pw, top + ph);
+  ctx.stroke();
+  ctx.globalAlpha = 0.9; ctx.textAlign = "center"; ctx.textBaseline = "top";
+  for (let m = 0; m <= windowS / 60; m += 10) { ctx.textAlign = m ? "center" : "right"; ctx.fillText(m ? `-${m} min` : "now", x(nowS - m * 60), top + ph + font * 0.3); }
+  ctx.textAlign = "right"; ctx.textBaseline = "middle";
+  const unit = summaries.some((e) => (e.summary || {}).seconds) ? "s" : "";
+  ctx.fillText(max ? `${fmtNum(max)}${unit}` : "0", left - font * 0.3, top + font * 0.5);
+  ctx.fillText("0", left - font * 0.3, top + ph);
+  ctx.globalAlpha = 1;
+  if (!summaries.length) {
+    ctx.textAlign = "center";
+    ctx.fillText("no summary yet (one per events.summary_interval_s)", left + pw / 2, top + ph / 2);
+    return;
+  }
+  for (const ev of summaries) {
+    const interval = (ev.summary && ev.summary.interval_s) || 60;
+    const x1 = Math.min(x(ev.epoch), left + pw), x0 = Math.max(x(ev.epoch - interval), left);
+    if (x1 <= left) continue;
+    const values = summaryValues(ev);
+    let y = top + ph;
+    for (const label of orderedLabels(values)) {
+      const bh = max ? (values[label] / max) * ph : 0;
+      ctx.fillStyle = colorOf(label);
+      ctx.fillRect(x0 + 0.5, y - bh, Math.max(1, x1 - x0 - 1), bh);
+      y -= bh;
+    }
+  }
+}
+
+function fmtNum(v) { return v >= 100 ? String(Math.round(v)) : String(Math.round(v * 10) / 10); }
+
+/* The colour key under a timeline. */
+function legend(labels) {
+  const box = document.createElement("div");
+  box.className = "legend";
+  for (const label of labels) {
+    const item = document.createElement("span");
+    const dot = document.createElement("i");
+    dot.style.background = colorOf(label);
+    item.append(dot, label);
+    box.appendChild(item);
+  }
+  return box;
+}
+
+window.ferChart = { EMOTIONS, COLORS, colorOf, orderedLabels, mixBar, drawTimeline, legend, summaryValues };

@@ -1,0 +1,212 @@
+/* fer-edge dashboard: the fleet view (#/) and the camera view of one device (#/device/<id>).
+   Only textContent is ever set from data (never innerHTML): a device id or label cannot inject markup. */
+"use strict";
+
+const C = window.ferChart;
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k === "style") Object.assign(el.style, v);   // CSSOM: allowed by the page's CSP, a style attribute is not
+    else if (k === "data") for (const [dk, dv] of Object.entries(v)) el.dataset[dk] = String(dv);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat(Infinity)) if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  return el;
+}
+
+function clock(epochS) {
+  if (!epochS) return "?";
+  const d = new Date(epochS * 1000);
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+}
+
+function ago(epochS) {
+  if (!epochS) return "";
+  const s = Math.max(0, Date.now() / 1000 - epochS);
+  if (s < 60) return `${Math.round(s)} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 86400) return `${Math.round(s / 360) / 10} h`;
+  return `${Math.round(s / 8640) / 10} d`;
+}
+
+function fmt(v, digits, unit) {
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  return (typeof v === "number" ? v.toFixed(digits) : String(v)) + (unit || "");
+}
+
+function stateOf(dev) { return (dev.status && dev.status.state) || "unknown"; }
+
+function statusBadge(dev) {
+  const state = stateOf(dev);
+  const since = dev.since ? ` since ${clock(dev.since)} (${ago(dev.since)})` : "";
+  return h("span", { class: `state badge ${state}`, data: { state } }, state, h("small", null, since));
+}
+
+function configLine(dev) {
+  const st = dev.stats || {}, cfg = dev.config;
+  const version = (cfg && cfg.version) || st.config_version;
+  const rolled = cfg && (cfg.status === "rolled_back" || /^rolled back/.test(cfg.error || ""));
+  const ok = cfg ? (rolled ? "ROLLED BACK" : cfg.ok ? "applied" : "REJECTED") : "";
+  const groups = (cfg && cfg.groups) || st.groups || [];
+  return h("div", { class: "meta" },
+    h("span", null, "v", st.version || (dev.status && dev.status.version) || "?"),
+    h("span", { title: version || "" }, "config ", version ? version.slice(0, 8) : "–"),
+    ok && h("span", { class: cfg.ok && !rolled ? "ok" : "bad", title: (cfg && cfg.error) || "" }, ok),
+    groups.length ? h("span", null, "groups ", groups.join(", ")) : null);
+}
+
+function health(dev, big) {
+  const st = dev.stats || {};
+  const q = st.queue || {};
+  const rows = [
+    ["fps", fmt(st.processing_fps, 1)], [big ? "input fps" : "in", fmt(st.input_fps, 1)],
+    [big ? "inference" : "infer", fmt(st.inference_ms, 1, "ms")], [big ? "dropped frames" : "drop", fmt(st.dropped_frames, 0)],
+    ["queue", fmt(q.depth, 0) + (q.oldest_age_s ? ` (${fmt(q.oldest_age_s, 0, "s")} old)` : "")],
+    ["CPU", fmt(st.cpu_temp_c, 0, "°C")],
+  ];
+  if (big) rows.push(["uptime", st.uptime_s ? ago(Date.now() / 1000 - st.uptime_s) : "–"],
+                     ["seq gaps", String(dev.gaps || 0)], ["stats at", st.epoch ? clock(st.epoch) : "–"]);
+  return h("dl", { class: "health" }, rows.map(([k, v]) => [h("dt", null, k), h("dd", { data: { k } }, v)]));
+}
+
+function previewLink(dev) {
+  const url = dev.stats && dev.stats.preview && dev.stats.preview.mjpeg;
+  if (typeof url !== "string" || !/^https?:\/\//.test(url)) return null;
+  return h("a", { class: "preview", href: url, target: "_blank", rel: "noopener" }, "live preview (MJPEG)");
+}
+
+function cameraSummary(name, cam) {
+  const st = cam.state || { faces: 0, mix: {}, dominant: null };
+  return h("div", { class: "cam-mini", data: { camera: name } },
+    h("span", { class: "cam-name" }, name),
+    h("span", { class: "faces", data: { faces: st.faces } }, String(st.faces)),
+    h("span", { class: "muted" }, st.faces === 1 ? "face" : "faces"),
+    C.mixBar(st.mix || {}, false));
+}
+
+function card(dev) {
+  const agg = !dev.per_face && [...dev.cameras.values()].some((c) => c.summaries.length);
+  return h("a", { class: `card ${stateOf(dev)}`, href: "#/device/" + encodeURIComponent(dev.id), data: { device: dev.id } },
+    h("div", { class: "card-head" }, h("span", { class: "dev-id" }, dev.id), statusBadge(dev)),
+    configLine(dev), health(dev, false),
+    [...dev.cameras.entries()].sort().map(([n, c]) => cameraSummary(n, c)),
+    agg ? h("div", { class: "tag" }, "aggregate only") : null);
+}
+
+function eventText(ev) {
+  const track = ev.track_id !== null && ev.track_id !== undefined ? `#${ev.track_id}` : "";
+  if (ev.type === "face_appeared") return [`face ${track} appeared`, ev.label ? ` · ${ev.label}` : ""];
+  if (ev.type === "emotion_changed") return [`face ${track} `, `${ev.previous_label || "?"} → ${ev.label}`];
+  if (ev.type === "face_left") return [`face ${track} left`, ` · dwell ${fmt(ev.duration_s, 1, " s")}`];
+  return [ev.type];
+}
+
+function eventRow(ev, withDevice) {
+  return h("li", { class: `event ${ev.type}`, data: { type: ev.type, id: ev.id, device: ev.device || "" } },
+    h("span", { class: "when" }, clock(ev.epoch)),
+    withDevice ? h("span", { class: "dev-id" }, ev.device, " ", h("small", null, ev.camera)) : null,
+    h("i", { class: "dot", style: { background: C.colorOf(ev.label) } }),
+    h("span", { class: "what" }, eventText(ev)),
+    ev.score !== null && ev.score !== undefined ? h("span", { class: "muted" }, ` ${Math.round(ev.score * 100)}%`) : null);
+}
+
+const cardEls = new Map();
+let cardIds = "";
+
+function renderFleet(Dash, main, full) {
+  let cards = main.querySelector("#cards");
+  if (!cards || full) {
+    main.replaceChildren(
+      h("section", { class: "fleet" }, h("div", { id: "cards", class: "cards" })),
+      h("section", { class: "ticker" }, h("h2", null, "Latest events"), h("ol", { id: "ticker" })));
+    cards = main.querySelector("#cards");
+    cardEls.clear(); cardIds = "";
+  }
+  const ids = [...Dash.devices.keys()].sort();
+  const key = ids.join("\u0000");
+  if (key !== cardIds || Dash.dirty.has("*")) {
+    cardEls.clear();
+    cards.replaceChildren(...ids.map((id) => { const el = card(Dash.devices.get(id)); cardEls.set(id, el); return el; }));
+    if (!ids.length) cards.append(h("p", { class: "muted" }, `no device under ${Dash.prefix}/ yet`));
+    cardIds = key;
+  } else {
+    for (const id of Dash.dirty) {
+      const old = cardEls.get(id), dev = Dash.devices.get(id);
+      if (old && dev) { const el = card(dev); old.replaceWith(el); cardEls.set(id, el); }
+    }
+  }
+  const rows = Dash.ticker.map((ev) => eventRow(ev, true));
+  main.querySelector("#ticker").replaceChildren(...(rows.length ? rows : [h("li", { class: "muted" }, "no event yet")]));
+}
+
+function cameraPanel(Dash, dev, name, cam) {
+  const st = cam.state || { faces: 0, mix: {}, dominant: null };
+  const canvas = h("canvas", { class: "timeline" });
+  const labels = new Set(Object.keys(st.mix || {}));
+  for (const s of cam.summaries) for (const k of Object.keys(C.summaryValues(s))) labels.add(k);
+  const events = dev.events.filter((e) => e.camera === name).slice().reverse();
+  const panel = h("section", { class: "cam", data: { camera: name } },
+    h("h2", null, name),
+    h("div", { class: "now" },
+      h("div", { class: "bignum" }, h("span", { class: "faces", data: { faces: st.faces } }, String(st.faces)),
+        h("small", null, st.faces === 1 ? "face in view" : "faces in view")),
+      h("div", { class: "grow" }, h("div", { class: "dominant" }, st.dominant ? `mostly ${st.dominant}` : "—"),
+        C.mixBar(st.mix || {}, true))),
+    h("h3", null, "Last hour (face-seconds per summary interval)"), canvas, C.legend(C.orderedLabels(Object.fromEntries([...labels].map((l) => [l, 1])))),
+    dev.per_face ? h("h3", null, "Latest events") : h("p", { class: "tag" }, "aggregate only: this device publishes summaries and the emotion mix, no per-face events"),
+    dev.per_face ? h("ol", { class: "events" }, events.length ? events.map((e) => eventRow(e, false)) : h("li", { class: "muted" }, "no event yet")) : null);
+  requestAnimationFrame(() => C.drawTimeline(canvas, cam.summaries, Date.now() / 1000, Dash.limits.summary_window_s));
+  return panel;
+}
+
+function renderDevice(Dash, main, id) {
+  const dev = Dash.devices.get(id);
+  if (!dev) {
+    main.replaceChildren(h("p", { class: "muted" }, `device ${id} is not (or no longer) under ${Dash.prefix}/`), h("a", { href: "#/" }, "back to the fleet"));
+    return;
+  }
+  main.replaceChildren(
+    h("section", { class: `device ${stateOf(dev)}`, data: { device: dev.id } },
+      h("div", { class: "card-head" }, h("span", { class: "dev-id big" }, dev.id), statusBadge(dev), previewLink(dev)),
+      configLine(dev), health(dev, true)),
+    h("div", { class: "cams" }, [...dev.cameras.entries()].sort().map(([n, c]) => cameraPanel(Dash, dev, n, c))));
+}
+
+function renderHeader(Dash) {
+  const counts = { online: 0, offline: 0, stopped: 0 };
+  for (const dev of Dash.devices.values()) { const s = stateOf(dev); if (s in counts) counts[s] += 1; }
+  document.getElementById("prefix").textContent = Dash.prefix ? `${Dash.prefix}/` : "";
+  document.getElementById("totals").replaceChildren(...Object.entries(counts).map(([k, n]) => h("span", { class: `count ${k}`, data: { state: k } }, `${n} ${k}`)));
+  const b = Dash.broker, badge = document.getElementById("broker");
+  const state = Dash.stream !== "open" ? "server-lost" : b && b.connected ? "connected" : "disconnected";
+  badge.className = `badge ${state}`;
+  badge.dataset.state = state;
+  badge.textContent = state === "connected" ? `broker ${b.address}` : state === "server-lost" ? "dashboard server unreachable" : "broker down";
+  const banner = document.getElementById("banner");
+  let text = "";
+  if (state === "server-lost") text = "The dashboard server cannot be reached; retrying. What you see may be out of date.";
+  else if (state === "disconnected") text = `${(b && b.error) || "broker not connected"} since ${clock(b && b.since)}: what you see is from then; reconnecting.`;
+  banner.hidden = !text;
+  banner.textContent = text;
+  document.getElementById("clock").textContent = clock(Date.now() / 1000);
+  const c = Dash.counters || {};
+  document.getElementById("footer").textContent = `${Dash.devices.size} devices · ${Dash.received} updates received` +
+    (c.rejected && Object.keys(c.rejected).length ? ` · ignored at the server: ${JSON.stringify(c.rejected)}` : "");
+}
+
+let lastRoute = "";
+
+function render(Dash) {
+  renderHeader(Dash);
+  const main = document.getElementById("main");
+  const route = location.hash.startsWith("#/device/") ? decodeURIComponent(location.hash.slice(9)) : "";
+  const full = route !== lastRoute;
+  lastRoute = route;
+  if (!route) renderFleet(Dash, main, full);
+  else if (full || Dash.dirty.has("*") || Dash.dirty.has(route)) renderDevice(Dash, main, route);
+}
+
+window.ferViews = { render };
