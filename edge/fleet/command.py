@@ -1,0 +1,232 @@
+"""`fer-edge fleet`: the operator's view of every device under one MQTT prefix, and changes to them.
+
+    fer-edge fleet list [--json]                         # online, versions, groups, last seen
+    fer-edge fleet push patch.yaml --group shop          # sign, publish, show each device's answer
+    fer-edge fleet push patch.yaml --device cam-12
+    fer-edge fleet rollback --group shop                 # back to the previous config
+    fer-edge fleet push-model new.tflite --group shop    # model update over the air (card beside it)
+    fer-edge fleet events [--device ID]                  # follow events, de-duplicated by id
+
+It speaks MQTT only (the broker is the only thing it needs). Exit codes: 0 every device took it,
+1 some device rejected it, rolled it back or did not answer, 2 usage/broker/credential problems.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from edge.fleet.operator import Broker, Connection, Fleet, FleetError
+from edge.fleet.outcome import Answer, Tracker
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Broker options shared by every action, then list / push / rollback / push-model / events."""
+    parser.add_argument("--host", default=os.environ.get("FER_EDGE_MQTT_HOST", "127.0.0.1"), help="broker host")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("FER_EDGE_MQTT_PORT", "1883")))
+    parser.add_argument("--prefix", default="fer-edge", help="topic prefix of the fleet (mqtt.prefix)")
+    parser.add_argument("--username", default=os.environ.get("FER_EDGE_MQTT_USERNAME"))
+    parser.add_argument("--password-env", default="FER_EDGE_MQTT_PASSWORD",
+                        help="environment variable holding the broker password (default: %(default)s)")
+    parser.add_argument("--ca-file", help="CA certificate: connect with TLS")
+    parser.add_argument("--secret-env", default="FER_EDGE_CONFIG_SECRET",
+                        help="environment variable holding the signing secret (default: %(default)s)")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ls = sub.add_parser("list", help="every device seen under the prefix")
+    ls.add_argument("--json", action="store_true", help="one JSON array, for scripts")
+    for name, text in (("push", "sign and publish a config change, then show each device's answer"),
+                       ("rollback", "put the previous config back"),
+                       ("push-model", "send a model and its card; devices test it and keep it or roll back")):
+        p = sub.add_parser(name, help=text)
+        if name != "rollback":
+            p.add_argument("file", help="YAML config change" if name == "push" else ".tflite model (card: .json beside it)")
+        target = p.add_mutually_exclusive_group(required=True)
+        target.add_argument("--device", help="one device id")
+        target.add_argument("--group", help="every device in this group (device.groups)")
+        p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for answers (default: %(default)s)")
+        p.add_argument("--json", action="store_true", help="answers as JSON")
+        if name == "push-model":
+            p.add_argument("--card", help="model card (default: the model path with .json)")
+            p.add_argument("--selftest", help="self-test faces (.npz: images, labels) sent with the model")
+    ev = sub.add_parser("events", help="follow events, de-duplicated by id (one JSON line each)")
+    ev.add_argument("--device", default="+", help="one device id (default: all)")
+    ev.add_argument("--count", type=int, default=0, help="exit after this many distinct events (0: never)")
+    ev.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds (0: never)")
+    ev.add_argument("--session", help="persistent session name: events sent while this command was not "
+                                      "running are delivered when it starts again")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one action; every failure is one line on stderr and exit code 2."""
+    broker = Broker(args.host, args.port, args.prefix, args.username, os.environ.get(args.password_env),
+                    args.ca_file, bool(args.ca_file))
+    try:
+        if args.action == "events":
+            from edge.fleet.watch import follow_events
+            return follow_events(broker, args.device, args.count, args.timeout, args.session)
+        with Connection(broker) as conn:
+            fleet = Fleet(conn)
+            fleet.settle()
+            if args.action == "list":
+                return _list(fleet, args.json)
+            if args.action == "push-model":
+                from edge.fleet.model_push import push_model
+                return push_model(fleet, args, _secret(args))
+            body = _read_change(args.file) if args.action == "push" else b"# action: rollback\n"
+            return _push(fleet, args, body)
+    except FleetError as exc:
+        print(f"fer-edge fleet {args.action}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# ---- list ----
+
+def _list(fleet: Fleet, as_json: bool) -> int:
+    rows = [v.row() for _, v in sorted(fleet.devices.items())]
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return EXIT_OK
+    if not rows:
+        print(f"no device has published under {fleet.prefix}/ on this broker")
+        return EXIT_OK
+    head = ("device", "state", "version", "model", "config", "groups", "last seen")
+    table = [head] + [(r["device"], r["state"] or "?", r["version"] or "?", str(r["model"] or "?"),
+                       (r["config_version"] or "?")[:12] + ("" if r["config_ok"] in (None, True) else " (last change failed)"),
+                       ",".join(r["groups"]) or "-", _ago(r["last_seen"])) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
+    for row in table:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return EXIT_OK
+
+
+def _ago(epoch: float | None) -> str:
+    if not epoch:
+        return "?"
+    s = max(0.0, time.time() - epoch)
+    return f"{s:.0f} s ago" if s < 120 else f"{s / 60:.0f} min ago" if s < 7200 else f"{s / 3600:.1f} h ago"
+
+
+# ---- push / rollback ----
+
+def _read_change(path: str) -> bytes:
+    from edge.config import ConfigError, parse_yaml
+
+    try:
+        body = Path(path).read_bytes()
+    except OSError as exc:
+        raise FleetError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        parse_yaml(body, path)      # a typo is caught here, not by every device separately
+    except ConfigError as exc:
+        raise FleetError(str(exc).splitlines()[0]) from None
+    return body
+
+
+def targets(fleet: Fleet, device: str | None, group: str | None) -> list[str]:
+    """The devices a push goes to; FleetError when none is known."""
+    if device:
+        if device not in fleet.devices:
+            known = ", ".join(sorted(fleet.devices)) or "none"
+            raise FleetError(f"device {device!r} has never published under {fleet.prefix}/ (known: {known})")
+        return [device]
+    members = fleet.members(group or "")
+    if not members:
+        raise FleetError(f"no device lists group {group!r} in its config/state (device.groups); "
+                         "`fer-edge fleet list` shows each device's groups")
+    return members
+
+
+def topic_of(fleet: Fleet, device: str | None, group: str | None, leaf: str) -> str:
+    return f"{fleet.prefix}/group/{group}/{leaf}" if group else f"{fleet.prefix}/{device}/{leaf}"
+
+
+def _secret(args: argparse.Namespace) -> str:
+    return os.environ.get(args.secret_env, "")
+
+
+def check_signing(fleet: Fleet, devices: list[str], secret: str, secret_env: str) -> None:
+    """Refuse an unsigned push that devices would reject anyway (they say require_signature in config/state)."""
+    if secret:
+        return
+    strict = [d for d in devices if fleet.devices[d].config.get("require_signature")]
+    if strict:
+        raise FleetError(f"{len(strict)} device(s) require signed messages ({', '.join(strict[:5])}"
+                         f"{', ...' if len(strict) > 5 else ''}) and {secret_env} is not set: set it to the "
+                         "fleet's signing secret")
+
+
+def sign_body(body: bytes, secret: str, target: str) -> tuple[bytes, int | None]:
+    """The signed message for ``target`` (device/<id> or group/<g>) and its serial; unsigned: (body, None).
+
+    The signing is edge.signing's (replay-safe: signer, serial and target inside the signature).
+    """
+    if not secret:
+        return body, None
+    from edge.signing import SignatureError, new_serial, sign_message
+
+    serial = new_serial()
+    try:
+        return sign_message(body, secret.encode(), target, serial), serial
+    except SignatureError as exc:
+        raise FleetError(str(exc)) from None
+
+
+def target_of(device: str | None, group: str | None) -> str:
+    """The signed target a message is meant for (it must arrive on that target's topic)."""
+    return f"group/{group}" if group else f"device/{device}"
+
+
+def _push(fleet: Fleet, args: argparse.Namespace, body: bytes) -> int:
+    devices = targets(fleet, args.device, args.group)
+    secret = _secret(args)
+    check_signing(fleet, devices, secret, args.secret_env)
+    payload, serial = sign_body(body, secret, target_of(args.device, args.group))
+    answers = send_and_wait(fleet, topic_of(fleet, args.device, args.group, "config/set"), payload, devices,
+                            serial, args.timeout)
+    return report(answers, args.json, "rollback" if args.action == "rollback" else "push")
+
+
+def send_and_wait(fleet: Fleet, topic: str, payload: bytes, devices: list[str], serial: int | None,
+                  timeout: float, kind: str = "config/state") -> list[Answer]:
+    """Publish ``payload`` on ``topic`` and collect each device's answer until all came or ``timeout``."""
+    tracker = Tracker(devices, serial, kind)
+    fleet.listeners.append(tracker.feed)
+    try:
+        tracker.sent()
+        fleet.conn.publish(topic, payload, qos=1)
+        fleet.wait(tracker.done, timeout)
+    finally:
+        fleet.listeners.remove(tracker.feed)
+    return tracker.finish()
+
+
+def report(answers: list[Answer], as_json: bool, what: str) -> int:
+    """Print one line per device; exit 1 unless every device took it."""
+    if as_json:
+        print(json.dumps([a.as_dict() for a in answers], indent=1))
+    else:
+        for a in answers:
+            when = f" after {a.after_s:.1f} s" if a.after_s is not None else ""
+            detail = f": {a.detail}" if a.detail else ""
+            print(f"{a.device}: {a.outcome}{when}{detail}")
+        ok = sum(a.took_it for a in answers)
+        print(f"{what}: {ok} of {len(answers)} device(s) took it")
+    return EXIT_OK if all(a.took_it for a in answers) else EXIT_SOME_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m edge.fleet.command`` (the same as ``fer-edge fleet``)."""
+    parser = argparse.ArgumentParser(prog="fer-edge fleet", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Config layers of a fleet device: the local file < each of its groups < the device's own changes.
+
+A device in groups ``[shop, eu]`` runs the merge of, lowest first::
+
+    the local config file  <  group "shop"  <  group "eu"  <  the device's own layer
+
+Each remote layer is a JSON Merge Patch document (edge.remote_config.merge_patch) that holds only
+what was changed remotely on that layer. A ``config/set`` message changes exactly one layer: the one
+its topic names (``<prefix>/group/<g>/config/set`` -> ``group:<g>``, ``<prefix>/<device>/config/set``
+-> ``device``). Inside a layer a merge message merges into that layer, ``null`` removes a key from the
+layer (the value from a lower layer shows through again), and ``# mode: replace`` replaces the layer.
+
+Why layers and not one merged document: a group change must never undo a key that was set for this
+one device, whatever order the two arrive in. Because the running config is always recomputed from
+all layers, applying a group message and a device message gives the same result in either order
+(messages are applied one at a time, in arrival order, by the service's main loop).
+
+The layers and a short history of them (for ``fer-edge fleet rollback``) live in one JSON file in
+the service's state directory, written atomically; the local config file is never written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.remote_config import merge_patch, write_config
+
+DEVICE_LAYER = "device"
+GROUP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+HISTORY = 10            # snapshots kept for rollback
+
+
+def group_layer(group: str) -> str:
+    """The layer name of a group (``group:<name>``)."""
+    return f"group:{group}"
+
+
+def check_group_name(name: str) -> str:
+    """Return ``name`` if it can be a group (one MQTT topic level, like a device id), else raise ValueError."""
+    if not GROUP_NAME.match(name or ""):
+        raise ValueError(f"group name {name!r}: use 1-64 letters, digits, '-' or '_' (it is one MQTT topic level)")
+    return name
+
+
+def layer_order(groups: list[str] | tuple[str, ...]) -> list[str]:
+    """Layer names lowest first: the groups in ``device.groups`` order, then the device's own."""
+    return [group_layer(g) for g in groups] + [DEVICE_LAYER]
+
+
+def effective(base: dict[str, Any], layers: dict[str, dict[str, Any]], groups: list[str] | tuple[str, ...]) -> dict:
+    """The document a device runs: ``base`` (the local file) with each layer merged on top, lowest first.
+
+    ``device.groups`` is read from ``base`` merged with the device layer only (a group cannot move a
+    device out of itself); layers of groups the device is not in are ignored.
+    """
+    doc = dict(base)
+    for name in layer_order(groups):
+        patch = layers.get(name)
+        if patch:
+            doc = merge_patch(doc, patch)
+    return doc
+
+
+def groups_of(base: dict[str, Any], layers: dict[str, dict[str, Any]]) -> list[str]:
+    """``device.groups`` as the file and the device's own layer set it (groups cannot change membership)."""
+    doc = merge_patch(dict(base), layers.get(DEVICE_LAYER) or {})
+    value = (doc.get("device") or {}).get("groups") if isinstance(doc.get("device"), dict) else None
+    return [str(g) for g in value] if isinstance(value, list) else []
+
+
+@dataclass
+class LayerState:
+    """The remote layers, and the previous states (newest last) with which layer each change touched."""
+
+    layers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)   # {"layer": name, "layers": {...}}
+
+    def changed(self, layer: str, patch: dict[str, Any], mode: str = "merge") -> "LayerState":
+        """A new state with one layer changed by a message; this state becomes its newest history entry."""
+        new_layer = dict(patch) if mode == "replace" else merge_patch(self.layers.get(layer) or {}, patch)
+        layers = {**self.layers, layer: _drop_nulls(new_layer)}
+        if not layers[layer]:
+            del layers[layer]
+        history = (self.history + [{"layer": layer, "layers": self.layers}])[-HISTORY:]
+        return LayerState(layers, history)
+
+    def rolled_back(self, layer: str | None = None) -> "LayerState":
+        """The state before the newest change (``layer`` None: to any layer; else: to that layer only).
+
+        Rolling back a group restores that group's layer to what it was before its last change and
+        leaves the other layers as they are now. Raises LookupError when there is nothing to go back to.
+        """
+        for i in range(len(self.history) - 1, -1, -1):
+            entry = self.history[i]
+            if layer is None or entry["layer"] == layer:
+                history = self.history[:i]
+                if layer is None:
+                    return LayerState(dict(entry["layers"]), history)
+                layers = dict(self.layers)
+                previous = entry["layers"].get(layer)
+                if previous:
+                    layers[layer] = previous
+                else:
+                    layers.pop(layer, None)
+                # later entries stay (they recorded other layers) but without this layer's newer content
+                rest = [e for e in self.history[i + 1:] if e["layer"] != layer]
+                return LayerState(layers, history + rest)
+        what = "this device" if layer is None else layer
+        raise LookupError(f"nothing to roll back: no earlier remote change of {what} is recorded")
+
+
+def _drop_nulls(value: Any) -> Any:
+    # a replace message may hold nulls; in a layer they mean "not set here"
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+class LayerStore:
+    """The :class:`LayerState` of one device in ``<state dir>/fleet-layers.json`` (atomic writes)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def load(self) -> LayerState:
+        """The saved state; an empty one when there is no file yet. ValueError names a damaged file."""
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return LayerState()
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{self.path}: unreadable fleet layer file ({exc}); move it away to start "
+                             "from the local config file alone") from None
+        if not isinstance(data, dict) or not isinstance(data.get("layers", {}), dict):
+            raise ValueError(f"{self.path}: not a fleet layer file; move it away")
+        return LayerState(data.get("layers", {}), list(data.get("history", [])))
+
+    def save(self, state: LayerState) -> None:
+        """Write the state atomically (a crash leaves the old or the new file, never a mix)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_config(self.path, json.dumps({"v": 1, "layers": state.layers, "history": state.history},
+                                           indent=1, sort_keys=True) + "\n", backups=0)
+
+
+def default_layer_path() -> Path:
+    """``$STATE_DIRECTORY/fleet-layers.json`` under systemd, else ~/.local/state/fer-edge/."""
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return Path(state) / "fleet-layers.json"
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "fer-edge" / "fleet-layers.json"
