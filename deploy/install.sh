@@ -7,7 +7,8 @@
 # What it does (paths shown for a real install; with --prefix DIR they are under DIR):
 #   1. OS packages (apt): python3-venv; on a Pi python3-picamera2 (libcamera is not on PyPI).
 #   2. A system user `fer-edge` (no login, home /var/lib/fer-edge) in the camera groups.
-#   3. A virtual environment /opt/fer-edge/venv with this package installed (pip).
+#   3. A virtual environment /opt/fer-edge/venv with this package installed (pip; pip, setuptools and
+#      wheel are brought up to date in it first when the interpreter's cannot build a wheel).
 #   4. The pinned third-party models (deploy/fetch_models.py) into /var/lib/fer-edge/models.
 #   5. /etc/fer-edge/config.yaml from config.yaml (never overwrites an existing one; validated),
 #      /etc/fer-edge/env for secrets (root only, never overwritten).
@@ -21,7 +22,7 @@ Usage: install.sh [options]
   --prefix DIR      dry run: install into DIR as if it were /, skip apt/useradd/chown/systemctl
                     (prints them instead) and write a unit whose paths point into DIR; no root needed
   --board B         pi | jetson | generic (default: detected from the device tree)
-  --python PY       Python interpreter for the venv (default: python3)
+  --python PY       Python interpreter for the venv (default: python3); the venv sees PY's packages
   --skip-models     do not fetch the third-party models (the Haar detector still works)
   --no-start        install and enable the unit but do not (re)start it
   --pip-args ARGS   extra pip arguments (default with --prefix: "--no-deps --no-build-isolation",
@@ -109,9 +110,40 @@ done
 # 3. Virtual environment -------------------------------------------------------------------------
 say "virtual environment $VENV"
 mkdir -p "$OPT" "$ETC" "$STATE/models" "$UNIT_DIR"
-# --system-site-packages: picamera2 on a Pi, and the OS's own numpy/OpenCV builds where present.
-"$PYTHON" -m venv --system-site-packages "$VENV"
+# The venv sees what $PYTHON sees: picamera2 on a Pi, and the OS's own numpy/OpenCV builds where
+# present (--system-site-packages). When $PYTHON is itself in a virtual environment (a developer's,
+# or the tests'), `venv --system-site-packages` would skip that environment and see only the base
+# interpreter's packages; its site directories are added by a .pth file instead (with addsitedir,
+# so that their own .pth files count, as they do for system site-packages).
+if ! PARENT_SITE="$("$PYTHON" -c 'import site, sys
+if sys.prefix != sys.base_prefix:
+    print("\n".join(f"import site; site.addsitedir({d!r})" for d in site.getsitepackages()))' 2>&1)"; then
+    echo "install.sh: $PYTHON does not run ($PARENT_SITE); pass a working interpreter with --python" >&2
+    exit 2
+fi
+if [ -n "$PARENT_SITE" ]; then
+    "$PYTHON" -m venv "$VENV"
+    printf '%s\n' "$PARENT_SITE" >"$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/_fer_edge_parent_env.pth"
+else
+    "$PYTHON" -m venv --system-site-packages "$VENV"
+fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --no-input)
+# A stock Python's venv cannot build this package without build isolation: Python 3.11's ensurepip
+# brings setuptools 65.5, JetPack 6 (Python 3.10) 59.6, Python 3.12+ none, and none of them `wheel`
+# ("invalid command 'bdist_wheel'"). setuptools 70.1+ builds wheels by itself; older ones need `wheel`.
+if ! "$VENV/bin/python" - 2>/dev/null <<'PY'
+import importlib.util, sys
+import setuptools
+major, minor = (int(x) for x in setuptools.__version__.split(".")[:2])
+sys.exit(0 if (major, minor) >= (70, 1) or importlib.util.find_spec("wheel") else 1)
+PY
+then
+    say "build tools: upgrading pip, setuptools and wheel in the venv (the interpreter's are too old to build)"
+    if ! "${PIP[@]}" install --quiet --upgrade pip setuptools wheel; then
+        echo "install.sh: cannot fetch setuptools and wheel into $VENV (offline?); connect to the package index, or install the OS's python3-setuptools and python3-wheel, then run install.sh again" >&2
+        exit 1
+    fi
+fi
 CONSTRAINTS=()
 if [ "$BOARD" = pi ]; then
     # Raspberry Pi OS's picamera2/simplejpeg are built against its numpy 1.x; a numpy 2 wheel
