@@ -28,7 +28,8 @@ setup(
     extras_require={
         "picamera": ["picamera2"],
         "train": ["tensorflow-cpu>=2.16; platform_machine=='x86_64'", "tensorflow>=2.16; platform_machine!='x86_64'",
-                  "matplotlib"],
+                  "matplotlib",
+                  "openvino>=2023.0"],   # teacher A (training-time distillation only; models/teachers.py)
         "test": ["pytest>=7", "hypothesis>=6", "jsonschema>=4", "psutil"],
     },
     entry_points={"console_scripts": ["fer-edge=edge.cli:main"]},
