@@ -128,6 +128,7 @@ class Fleet:
         self.rejected: dict[str, int] = {}      # reason -> count
         self.last_rejection: str | None = None
         self.evicted: list[str] = []            # devices forgotten for room; the feed tells the pages
+        self._topic = ""
 
     # ---- input ----
 
@@ -135,46 +136,48 @@ class Fleet:
         """Apply one MQTT message; the change for the page, or None when there is none."""
         now = time.time() if now is None else now
         self.received += 1
+        self._topic = topic
         parts = topic.split("/")
         head = self.prefix.split("/")
         if parts[:len(head)] != head or len(parts) < len(head) + 2:
-            return self._reject("topic", f"{topic}: not <prefix>/<device>/<kind>")
+            return self._reject("topic", "not <prefix>/<device>/<kind>")
         device_id, kind = parts[len(head)], "/".join(parts[len(head) + 1:])
-        if not payload:                                     # a retained message being cleared
+        shown = kind in ("status", "stats", "config/state", "events") or (kind.startswith("state/")
+                                                                          and kind.count("/") == 1)
+        if not shown:
+            return None                      # a topic the dashboard does not show (discovery, config/set, ...)
+        if not payload:                      # a retained message being cleared
             return self._cleared(device_id, kind)
         if len(payload) > self.limits.max_payload:
-            return self._reject("too large", f"{topic}: {len(payload)} bytes (limit {self.limits.max_payload})")
+            return self._reject("too large", f"{len(payload)} bytes (limit {self.limits.max_payload})")
         try:
             data = json.loads(payload)
         except (ValueError, UnicodeDecodeError) as exc:
-            return self._reject("not JSON", f"{topic}: not JSON ({exc})")
+            return self._reject("not JSON", f"not JSON ({exc})")
         if not isinstance(data, dict):
-            return self._reject("not an object", f"{topic}: a JSON {type(data).__name__}, not an object")
+            return self._reject("not an object", f"a JSON {type(data).__name__}, not an object")
         if data.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
-            return self._reject("version", f"{topic}: payload version {data.get('v')!r}, this dashboard reads "
-                                           f"{SCHEMA_VERSION}")
+            return self._reject("version", f"payload version {data.get('v')!r}, this dashboard reads {SCHEMA_VERSION}")
         if kind == "status":
             return self._status(device_id, data, retained, now)
         if kind == "stats":
             return self._simple(device_id, "stats", data, now)
         if kind == "config/state":
             return self._simple(device_id, "config", data, now)
-        if kind.startswith("state/") and kind.count("/") == 1:
-            return self._state(device_id, kind[6:], data, now)
         if kind == "events":
             return self._event(device_id, data, now)
-        return None                          # a topic the dashboard does not show (discovery, config/set, ...)
+        return self._state(device_id, kind[6:], data, now)
 
     def _reject(self, reason: str, detail: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
-        self.last_rejection = detail
+        self.last_rejection = f"{self._topic}: {detail}"
         return None
 
     def _device(self, device_id: str, now: float, create: bool = True) -> Device | None:
         dev = self.devices.get(device_id)
         if dev is None and create:
             if not device_id or len(device_id) > 128:
-                return self._reject("device id", f"device id {device_id[:40]!r}: empty or too long")
+                return self._reject("device id", f"device id {device_id[:40]!r} is empty or too long")
             if len(self.devices) >= self.limits.max_devices:
                 self._evict()
             dev = self.devices[device_id] = Device(device_id, self.limits)
@@ -205,7 +208,7 @@ class Fleet:
     def _status(self, device_id: str, data: dict, retained: bool, now: float) -> dict | None:
         state = data.get("state")
         if state not in ("online", "offline", "stopped"):
-            return self._reject("status", f"{device_id}/status: state {state!r} is not online/offline/stopped")
+            return self._reject("status", f"state {state!r} is not online, offline or stopped")
         dev = self._device(device_id, now)
         if dev is None:
             return None
@@ -230,23 +233,23 @@ class Fleet:
 
     def _state(self, device_id: str, camera: str, data: dict, now: float) -> dict | None:
         if not isinstance(data.get("faces"), int) or not isinstance(data.get("mix", {}), dict):
-            return self._reject("state", f"{device_id}/state/{camera}: no integer 'faces' or no 'mix' object")
+            return self._reject("state", "no integer 'faces' or no 'mix' object")
         dev = self._device(device_id, now)
         cam = dev.camera(camera) if dev else None
         if cam is None:
-            return self._reject("cameras", f"{device_id}: more than {self.limits.max_cameras} cameras")
+            return self._reject("cameras", f"more than {self.limits.max_cameras} cameras on this device")
         cam.state = data
         return {"t": "state", "device": device_id, "camera": camera, "data": data}
 
     def _event(self, device_id: str, data: dict, now: float) -> dict | None:
         kind, event_id, camera = data.get("type"), data.get("id"), data.get("camera")
         if kind not in EVENT_TYPES or not isinstance(event_id, str) or not isinstance(camera, str) or not camera:
-            return self._reject("event", f"{device_id}/events: needs type, id and camera (type {kind!r})")
+            return self._reject("event", f"an event needs a known type, an id and a camera (type {kind!r})")
         epoch = _number(data.get("epoch"))
         if epoch is None:
-            return self._reject("event", f"{device_id}/events: no numeric epoch")
+            return self._reject("event", "an event without a numeric epoch")
         if kind == "summary" and not isinstance(data.get("summary"), dict):
-            return self._reject("event", f"{device_id}/events: a summary without its 'summary' object")
+            return self._reject("event", "a summary event without its 'summary' object")
         dev = self._device(device_id, now)
         if dev is None:
             return None
