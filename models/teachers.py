@@ -29,7 +29,7 @@ import numpy as np
 from models import ferplus
 
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
-REF_MODEL = Path(__file__).resolve().parent / "reference" / "fer_emotion_float.tflite"
+REF_MODEL = Path(__file__).resolve().parent / "reference" / "1.0.0" / "fer_emotion_float.tflite"
 
 
 @dataclass(frozen=True)

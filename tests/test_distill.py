@@ -1,0 +1,84 @@
+"""Emotion model 2.0 training (issue 18): teachers' soft-label cache, CK+ split, distillation loss, tiny run."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, SHARED_DATA, require_shared
+
+TEACHERS = REPO.parent / "shared" / "teachers"
+
+
+def test_teacher_columns_map_onto_ferplus_classes():
+    from models import ferplus, teachers
+
+    a = teachers.to_fer8("A", np.array([[0.1, 0.6, 0.1, 0.1, 0.1]]))     # A: neutral, happy, sad, surprise, anger
+    assert ferplus.CLASSES[int(a.argmax())] == "happiness" and a.sum() == pytest.approx(1.0)
+    assert teachers.mask("A")[[ferplus.CLASSES.index(c) for c in ("disgust", "fear", "contempt")]].sum() == 0
+    b = teachers.to_fer8("B", np.array([[0.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0]]))  # raw scores; column 1 = disgust
+    assert ferplus.CLASSES[int(b.argmax())] == "disgust" and b.sum() == pytest.approx(1.0)
+    assert teachers.mask("B")[ferplus.CLASSES.index("contempt")] == 0
+
+
+def test_ckplus_split_keeps_each_subject_on_one_side():
+    require_shared("ckplus48", "labels.csv")
+    from models import ckplus
+
+    ck = ckplus.load(SHARED_DATA)
+    assert len(ck) == 981 and ck.images.shape[1:] == (48, 48)
+    train, valid = ckplus.subject_split(ck)
+    assert not set(train.subjects) & set(valid.subjects)
+    assert len(train) + len(valid) == 981 and 100 < len(valid) < 400
+
+
+def test_teacher_without_a_class_does_not_push_it_down():
+    """A's silence about disgust must not teach 'not disgust': its loss ignores the classes it lacks."""
+    tf = pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
+    from models import distill, ferplus, teachers
+
+    loss = distill.make_loss(distill.parse_weights("A=1"), ck_vote_weight=1.0)
+    y = np.zeros((1, len(distill.SOURCES), 8), np.float32)
+    y[0, 1] = teachers.to_fer8("A", np.array([[0.2, 0.2, 0.2, 0.2, 0.2]]))
+    logits = tf.Variable(np.zeros((1, 8), np.float32))
+    with tf.GradientTape() as tape:
+        value = loss(tf.constant(y), logits, tf.constant([False]))
+    grad = tape.gradient(value, logits).numpy()[0]
+    for c in ("disgust", "fear", "contempt"):
+        assert grad[ferplus.CLASSES.index(c)] == 0.0
+
+
+def test_tiny_distillation_run_gives_loadable_int8_model(tmp_path):
+    """A few hundred faces, a tiny teacher cache (teachers A, B and the 1.0.0 float model), one epoch."""
+    require_shared("ferplus", "ferplus_train.npz")
+    require_shared("ckplus48", "labels.csv")
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
+    pytest.importorskip("openvino", reason="teacher A needs the [train] extra (openvino)")
+    if not (TEACHERS / "README.md").exists():
+        pytest.skip(f"teachers not found: {TEACHERS}")
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    cmd = [sys.executable, "-m", "models.distill", "--out", str(run), "--teachers", str(TEACHERS),
+           "--cache", str(cache), "--epochs", "1", "--limit", "200", "--val-limit", "200", "--batch", "64",
+           "--weights", "votes=0.4,A=0.2,B=0.2,ref=0.2"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "M MACs per face" in out.stdout
+    with np.load(cache / "limit200.npz") as d:
+        assert d["train_A"].shape == (200, 8) and d["ckplus_B"].shape == (99, 8)  # every 10th CK+ face
+        assert np.allclose(d["train_ref"].sum(axis=1), 1.0, atol=0.02)
+
+    from edge.classify import EmotionModel
+    from models.card import base_card
+
+    model_path = run / "model_int8.tflite"
+    model_path.with_suffix(".json").write_text(json.dumps(base_card(model_path)))
+    model = EmotionModel(model_path)
+    assert model.card.raw["input"]["dtype"] == "int8" and model.card.raw["output"]["dtype"] == "int8"
+    scores = model.classify([np.full((48, 48), 128, np.uint8)])[0].scores
+    assert scores.shape == (8,) and np.isfinite(scores).all()
+    log = json.loads((run / "train_log.json").read_text())
+    assert log["student"]["macs_per_face"] > 1e6 and "ck_val_acc" in log["epochs"][0]
+    assert log["data"]["teachers"] == ["A", "B", "ref"]
