@@ -1,4 +1,8 @@
-"""fer-edge packaging: runtime needs only what the board needs; training is an extra."""
+"""fer-edge packaging: the `edge` package and nothing else at top level.
+
+The wheel holds the runtime and its shipped emotion model (edge/model/, package data); the training
+code in the repository's models/ folder is not installed (its dependencies are the `train` extra).
+"""
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -13,9 +17,8 @@ setup(
     long_description=(Path(__file__).parent / "README.md").read_text() if (Path(__file__).parent / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["edge", "edge.*", "models"]),
-    package_data={"edge": ["schemas/*.json"], "models": ["*.tflite", "*.json"]},
-    include_package_data=True,
+    packages=find_packages(include=["edge", "edge.*"]),
+    package_data={"edge": ["schemas/*.json", "model/*.tflite", "model/*.json"]},
     install_requires=[
         "numpy>=1.23",
         "opencv-python-headless>=4.8,<5",   # OpenCV 5 dropped the Haar cascades
@@ -30,6 +33,7 @@ setup(
         "train": ["tensorflow-cpu>=2.16; platform_machine=='x86_64'", "tensorflow>=2.16; platform_machine!='x86_64'",
                   "matplotlib",
                   "openvino>=2023.0"],   # teacher A (training-time distillation only; models/teachers.py)
+        # psutil: CPU and memory figures of bench/dashboard.py and bench/fleet.py
         "test": ["pytest>=7", "hypothesis>=6", "jsonschema>=4", "psutil"],
     },
     entry_points={"console_scripts": ["fer-edge=edge.cli:main"]},

@@ -14,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.classify import SHIPPED_MODEL  # noqa: E402
+from edge.config.model import SHIPPED_MODEL  # noqa: E402
 from models import evaluate  # noqa: E402
 
 FLOAT_MODEL = REPO / "models" / "reference" / "fer_emotion_float.tflite"

@@ -41,10 +41,11 @@ def child(video: Path, detector: str, mode: str, config: Path | None, max_frames
 
     cv2.setNumThreads(1)
     from edge.config import AppConfig, load_config
-    from edge.pipeline import FaceAnalyzer
-    from edge.schedule import FrameProcessor
-    from edge.sources import SourceConfig, open_source
-    from edge.track import IdSwitchCounter
+    from edge.face_analyzer import FaceAnalyzer
+    from edge.frame_processor import FrameProcessor
+    from edge.config.source import SourceConfig
+    from edge.sources import open_source
+    from bench.id_switches import IdSwitchCounter
 
     base = load_config(config) if config else AppConfig()
     det = {"type": detector, **OVERRIDES.get((video.stem, detector), {})}

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout without installing
 
 from edge.detect.fetched import FETCHED_MODELS, FetchedModel, default_user_models_dir  # noqa: E402
-from edge.runtime import sha256_file  # noqa: E402
+from edge.interpreter import sha256_file  # noqa: E402
 
 
 def sha256_bytes(data: bytes) -> str:

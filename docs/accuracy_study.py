@@ -46,9 +46,9 @@ class Study:
     def __init__(self, keras_path: Path) -> None:
         import tensorflow as tf
 
-        from edge.align import AlignConfig
+        from edge.config.align import AlignConfig
         from edge.commands.eval_faces import default_dataset, load_samples
-        from edge.pipeline import FaceAnalyzer
+        from edge.face_analyzer import FaceAnalyzer
         from edge.sources import read_image
         from models import ferplus
         from models.card import training_prior
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def framing_sweep(st: Study) -> None:
     """Section 1: where the eyes sit in the crop."""
-    from edge.align import AlignConfig
+    from edge.config.align import AlignConfig
 
     print("1. alignment framing (eye_y, eye_distance), prior correction 0 | 0.75")
     for ey, ed in [(0.40, 0.365), (0.40, 0.33), (0.40, 0.40), (0.37, 0.365), (0.43, 0.365), (0.42, 0.34)]:
@@ -223,8 +223,9 @@ def adabn(st: Study) -> None:
 
 def face_mesh(st: Study, mesh_path: Path, feats: np.ndarray) -> None:
     """Section 7: the face's geometry (468 MediaPipe landmarks) as features, read out as in section 4."""
-    from edge.align import AlignConfig, alignment_matrix
-    from edge.runtime import open_interpreter
+    from edge.config.align import AlignConfig
+    from edge.align import alignment_matrix
+    from edge.interpreter import open_interpreter
 
     net = open_interpreter(mesh_path, threads=2)
     inp = net.get_input_details()[0]["index"]

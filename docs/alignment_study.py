@@ -21,8 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.align import AlignConfig, align_face  # noqa: E402
-from edge.detect import BlazeFaceConfig, HaarConfig, make_detector  # noqa: E402
+from edge.config.align import AlignConfig  # noqa: E402
+from edge.align import align_face  # noqa: E402
+from edge.config.detector import BlazeFaceConfig, HaarConfig  # noqa: E402
+from edge.detect import make_detector  # noqa: E402
 from models.ferplus import default_data_dir, load_split  # noqa: E402
 
 UP, PAD = 96, 16   # 48 -> 96 px, + 16 px each side = 128, BlazeFace's input size

@@ -7,37 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
-
-from edge.config_base import StrictModel
-from edge.runtime import ModelError, open_interpreter, sha256_file
+from edge.config.model import SHIPPED_MODEL, ModelConfig
+from edge.interpreter import ModelError, open_interpreter, sha256_file
 from edge.types import Classification
-
-#: The model this project trains and ships (models/ is installed as a package beside edge/).
-SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "fer_emotion_int8.tflite"
-
-
-class ModelConfig(StrictModel):
-    """Section `model`: which emotion model to run and how."""
-
-    path: Path = Field(SHIPPED_MODEL, description="The int8 .tflite emotion model; its card is the .json beside it.")
-    card: Path | None = Field(None, description="Model card (JSON); default: the model path with .json.")
-    threads: int = Field(1, ge=1, le=8, description="Interpreter threads (1 leaves the other cores to detection).")
-    verify_sha256: bool = Field(True, description="Refuse a model whose sha256 differs from its card.")
-    prior_correction: float = Field(
-        0.0, ge=0.0, le=1.0,
-        description="Divide the scores by the training class prior to this power (0: off, the model's own "
-                    "FER+-calibrated scores; 1: as if every emotion were equally common). Raise it where faces "
-                    "show emotions more often or more subtly than in FER+, where most faces are neutral.")
-
-
-def prior_correction_error(value: float) -> str | None:
-    """The one-line complaint for a ``--prior-correction`` outside ModelConfig's bounds, else None."""
-    try:
-        ModelConfig(prior_correction=value)
-    except ValueError:
-        return "--prior-correction must be between 0 and 1"
-    return None
 
 
 @dataclass(frozen=True)

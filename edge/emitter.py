@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.events import Event, EventsConfig, Summary, encode_snapshot
+from edge.config.events import EventsConfig
+from edge.events import Event, Summary, encode_snapshot
 from edge.track import UNKNOWN, Track, TrackChanges
 
 

@@ -17,9 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
-
-from edge.config_base import StrictModel
+from edge.config.events import EventsConfig, SnapshotConfig
+from edge.formatting import compact_json
 
 #: Version of every JSON payload this package publishes (field ``v``). A field is only ever
 #: added, renamed or removed together with a bump of this number (see docs/mqtt.md).
@@ -31,28 +30,6 @@ EVENT_TYPES: tuple[str, ...] = ("face_appeared", "emotion_changed", "face_left",
 PER_FACE_TYPES = frozenset({"face_appeared", "emotion_changed", "face_left"})
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
-
-
-class SnapshotConfig(StrictModel):
-    """Section `events.snapshots`: whether a face picture may travel with an event (privacy: off)."""
-
-    enabled: bool = Field(False, description="Attach a JPEG of the aligned face crop (never the whole frame) to "
-                                             "face_appeared and emotion_changed events. Off: no image data leaves "
-                                             "the device, whatever the emitter produced.")
-    max_size: int = Field(96, ge=16, le=512, description="Longest side of the attached crop in pixels.")
-    jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of the attached crop.")
-
-
-class EventsConfig(StrictModel):
-    """Section `events`: which events are produced and what they may contain."""
-
-    summary_interval_s: float = Field(60.0, ge=1.0, le=86400.0,
-                                      description="Seconds between `summary` events (counts per emotion).")
-    aggregate_only: bool = Field(False, description="Publish only `summary` events and the retained per-camera "
-                                                    "emotion mix; no per-face events (face_appeared, "
-                                                    "emotion_changed, face_left) leave the device.")
-    snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig,
-                                      description="Face crops attached to events (off by default).")
 
 
 def iso_utc(epoch: float) -> str:
@@ -134,7 +111,7 @@ class Event:
 
     def to_json(self) -> str:
         """The payload as compact JSON text."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        return compact_json(self.to_dict(), ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Event":

@@ -14,15 +14,10 @@ import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import Field
-
-from edge.config_base import StrictModel
-
-if TYPE_CHECKING:
-    from edge.track import Track
+from edge.config.preview import MjpegConfig, PreviewConfig
+from edge.track import Track
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +28,6 @@ COLOURS = {
     "neutral": (200, 200, 200), "happiness": (0, 200, 0), "surprise": (0, 200, 255), "sadness": (200, 80, 0),
     "anger": (0, 0, 230), "disgust": (0, 120, 80), "fear": (160, 0, 160), "contempt": (80, 80, 160),
 }
-
-
-class MjpegConfig(StrictModel):
-    """The MJPEG-over-HTTP preview stream (off by default; loopback only unless `host` says otherwise)."""
-
-    enabled: bool = Field(False, description="Serve the annotated preview as MJPEG over HTTP. It shows faces: "
-                          "enable only where viewers are allowed to see them.")
-    host: str = Field("127.0.0.1", description="Address to listen on. 127.0.0.1 keeps the stream on this device "
-                      "(reach it with an SSH tunnel); 0.0.0.0 exposes it to the network.")
-    port: int = Field(8090, ge=0, le=65535, description="TCP port (0: any free port, logged at start).")
-    max_fps: float = Field(10.0, gt=0.0, le=60.0, description="Most frames per second sent to each viewer.")
-    jpeg_quality: int = Field(75, ge=10, le=100, description="JPEG quality of streamed frames (higher: sharper, "
-                              "more bandwidth).")
-
-
-class PreviewConfig(StrictModel):
-    """Section `preview`: the annotated picture (a window for `fer-edge recognize`, an optional MJPEG stream)."""
-
-    window: bool = Field(True, description="`fer-edge recognize`: show an OpenCV window when a display exists.")
-    show_scores: bool = Field(True, description="Write the smoothed score of the shown emotion beside it.")
-    mjpeg: MjpegConfig = Field(default_factory=MjpegConfig, description="MJPEG-over-HTTP stream")
 
 
 def annotate(image: np.ndarray, tracks: list["Track"], cfg: PreviewConfig | None = None,

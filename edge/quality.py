@@ -10,9 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import Field
-
-from edge.config_base import StrictModel
+from edge.config.quality import QualityConfig
 from edge.types import Detection
 
 # The nose tip stands in front of the eyes' plane by about half the distance between the eyes
@@ -23,23 +21,6 @@ NOSE_DEPTH = 0.5
 
 # Sharpness is measured on the crop resized to this side, so that it does not depend on face size.
 SHARPNESS_SIDE = 64
-
-
-class QualityConfig(StrictModel):
-    """Section `quality`: which faces are classified (the others are tracked but not classified)."""
-
-    enabled: bool = Field(True, description="Apply the gates below; false classifies every tracked face.")
-    min_face_px: int = Field(40, ge=0, description="Faces narrower than this (pixels in the full frame) are not "
-                             "classified: too few pixels for the 48x48 emotion model to read an expression.")
-    min_score: float = Field(0.5, ge=0.0, le=1.0, description="Faces the detector is less sure of than this are "
-                             "not classified.")
-    max_yaw_deg: float = Field(40.0, gt=0.0, le=90.0, description="Faces turned further than this from frontal "
-                               "(estimated from eye and nose landmarks) are not classified; faces without those "
-                               "landmarks are not judged on pose.")
-    min_sharpness: float = Field(40.0, ge=0.0, description="Faces whose aligned crop is blurrier than this "
-                                 "(variance of the Laplacian on a 64x64 grey crop) are not classified; 0 turns "
-                                 "the blur gate off. Measured: sharp faces 270-930, FER+ training faces 140 at "
-                                 "the 1st percentile, a sharp 48 px crop blurred by sigma 1.5 px about 40.")
 
 
 def yaw_degrees(det: Detection) -> float | None:

@@ -14,56 +14,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Literal
-
 import numpy as np
-from pydantic import Field
-
-from edge.config_base import StrictModel
+from edge.config.tracking import TrackingConfig
+from edge.geometry import centre, iou
 from edge.types import Classification, Detection
 
 UNKNOWN = "unknown"   # emotion bucket for time a track spent before its first classification
-
-
-class TrackingConfig(StrictModel):
-    """Section `tracking`: how faces are followed between frames and how their emotion is smoothed."""
-
-    iou_threshold: float = Field(0.3, ge=0.0, le=1.0, description="A detection continues a track when their boxes "
-                                 "overlap at least this much (intersection over union).")
-    max_center_distance: float = Field(0.5, ge=0.0, le=5.0, description="... or when its centre is within this "
-                                       "many face widths of the track's predicted centre (fast movement).")
-    min_hits: int = Field(3, ge=1, le=50, description="Detections needed before a track is confirmed (reported, "
-                          "classified, face_appeared sent); a track that misses a detection before that is "
-                          "dropped silently, which removes one-off false faces.")
-    max_age_s: float = Field(1.0, ge=0.0, le=60.0, description="A confirmed track that no detection matched for "
-                             "this long is ended (face_left); shorter gaps keep its id.")
-    position_gain: float = Field(0.7, gt=0.0, le=1.0, description="How far a matched box moves towards the new "
-                                 "detection (1: jump to it; lower: steadier boxes).")
-    velocity_gain: float = Field(0.3, ge=0.0, le=1.0, description="How quickly the motion model's velocity follows "
-                                 "the observed movement (0: no motion prediction).")
-    smoothing: Literal["ema", "window"] = Field("ema", description="Class-score smoothing per track: exponential "
-                                                "moving average ('ema') or mean over the last window_s ('window').")
-    ema_half_life_s: float = Field(0.5, gt=0.0, le=60.0, description="EMA: a classification's weight halves after "
-                                   "this many seconds.")
-    window_s: float = Field(1.0, gt=0.0, le=60.0, description="Window: classifications from the last this many "
-                            "seconds are averaged.")
-    hysteresis_s: float = Field(1.0, ge=0.0, le=60.0, description="A track's emotion changes only after another "
-                                "emotion has led the smoothed scores for this long.")
-    switch_margin: float = Field(0.05, ge=0.0, le=1.0, description="... and leads the current emotion's smoothed "
-                                 "score by at least this much at that moment.")
-
-
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _centre(box: tuple[float, ...]) -> tuple[float, float]:
-    return box[0] + box[2] / 2.0, box[1] + box[3] / 2.0
 
 
 class EmotionSmoother:
@@ -173,7 +129,7 @@ class Track:
     def predicted_box(self, t: float) -> tuple[float, float, float, float]:
         """Where the constant-velocity model puts the box at time ``t`` (from the last matched detection)."""
         dt = max(0.0, t - self.last_seen)
-        cx, cy = _centre(self.box_at_last_seen)
+        cx, cy = centre(self.box_at_last_seen)
         w, h = self.box_at_last_seen[2], self.box_at_last_seen[3]
         cx, cy = cx + self.velocity[0] * dt, cy + self.velocity[1] * dt
         return cx - w / 2.0, cy - h / 2.0, w, h
@@ -253,10 +209,10 @@ class Tracker:
         """Greedy matching: best-overlapping pairs first, then nearest centres; each used once."""
         pairs = []
         for i, tr in enumerate(self.tracks):
-            tcx, tcy = _centre(tr.box)
+            tcx, tcy = centre(tr.box)
             for j, det in enumerate(detections):
                 overlap = iou(tr.box, det.box)
-                dcx, dcy = _centre(det.box)
+                dcx, dcy = centre(det.box)
                 width = max(tr.box[2], det.box[2], 1e-6)
                 distance = math.hypot(dcx - tcx, dcy - tcy) / width
                 ratio = det.box[2] / max(tr.box[2], 1e-6)
@@ -279,8 +235,8 @@ class Tracker:
     def _correct(self, tr: Track, det: Detection, t: float) -> None:
         """Alpha-beta update of the box and the centre velocity from a matched detection."""
         dt = t - tr.last_seen
-        px, py = _centre(tr.box)                          # predicted centre at t
-        zx, zy = _centre(det.box)
+        px, py = centre(tr.box)                          # predicted centre at t
+        zx, zy = centre(det.box)
         a, b = self.cfg.position_gain, self.cfg.velocity_gain
         cx, cy = px + a * (zx - px), py + a * (zy - py)
         w = tr.box[2] + a * (det.box[2] - tr.box[2])
@@ -310,37 +266,3 @@ class Tracker:
         changes.accrued.append((tr, label, dt))
 
 
-class IdSwitchCounter:
-    """Counts likely id switches without ground truth: a new track confirmed where a track was just lost.
-
-    A switch is counted when a track confirmed now had started within ``max_age_s + 1 s`` of another
-    track's last detection, its first box's centre within one face width of that track's last box. Each lost
-    track can account for one switch. (A proxy for benchmarks and stats: people who really leave
-    and others who really arrive at the same spot at once are counted too.)
-    """
-
-    def __init__(self, cfg: TrackingConfig | None = None) -> None:
-        self.cfg = cfg or TrackingConfig()
-        self.count = 0
-        self._lost: list[Track] = []          # ended tracks, kept for a while
-        self._used: set[int] = set()          # keys of lost tracks already blamed for a switch
-
-    def observe(self, changes: TrackChanges, tracker: Tracker, t: float) -> None:
-        """Feed one tracker step (its changes and the tracker after it) at time ``t``."""
-        window = self.cfg.max_age_s + 1.0
-        coasting = [tr for tr in tracker.confirmed if tr.last_seen < t]
-        candidates = [tr for tr in self._lost + coasting if tr.key not in self._used]
-        for new in changes.confirmed:
-            first = new.detection.box
-            for old in candidates:
-                if old.key == new.key or old.key in self._used or new.first_seen - old.last_seen > window:
-                    continue
-                (ox, oy), (nx, ny) = _centre(old.box_at_last_seen), _centre(first)
-                if math.hypot(nx - ox, ny - oy) <= max(old.box_at_last_seen[2], first[2]):
-                    self.count += 1
-                    self._used.add(old.key)
-                    break
-        # keep lost tracks while a candidate that started near them could still be confirmed
-        self._lost = [tr for tr in self._lost + changes.removed if t - tr.last_seen <= window + 5.0]
-        live = {tr.key for tr in tracker.tracks} | {tr.key for tr in self._lost}
-        self._used &= live

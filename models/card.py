@@ -1,4 +1,4 @@
-"""Write a model card and install a trained int8 model into models/ ("ship" it).
+"""Write a model card and install a trained int8 model into edge/model/ ("ship" it: package data of edge).
 
 The card is the contract between training and runtime: the runtime reads classes, input and
 preprocessing from it and refuses a model whose sha256 or shape differ. The accuracy figures in
@@ -12,7 +12,8 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edge.runtime import interpreter_class, open_interpreter, sha256_file
+from edge.config.model import SHIPPED_MODEL
+from edge.interpreter import interpreter_class, open_interpreter, sha256_file
 from models import evaluate, ferplus
 
 MODELS_DIR = Path(__file__).resolve().parent
@@ -113,7 +114,7 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "license": "model weights: this project's licence; FER+ labels MIT; FER2013 images research use",
     }
-    dest = MODELS_DIR / f"{SHIPPED_NAME}.tflite"
+    dest = SHIPPED_MODEL.with_name(f"{SHIPPED_NAME}.tflite")
     shutil.copyfile(paths["int8"], dest)
     assert sha256_file(dest) == card["sha256"]
     dest.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.exitcodes import EXIT_MODEL, EXIT_OK, EXIT_USAGE
 from models import ferplus
 
 #: The fixed slice the tests compare with the card: the first N majority-protocol test images.
@@ -131,7 +132,7 @@ def confusion_png(report: Report, path: str | Path) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from edge.classify import SHIPPED_MODEL
+    from edge.config.model import SHIPPED_MODEL
 
     p.add_argument("model", nargs="?", default=str(SHIPPED_MODEL), help="the .tflite to evaluate (default: shipped)")
     p.add_argument("--card", default=None, help="its model card (default: the .json beside it)")
@@ -145,23 +146,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.classify import prior_correction_error
-    from edge.runtime import ModelError
+    from edge.config.model import prior_correction_error
+    from edge.interpreter import ModelError
 
     if (err := prior_correction_error(args.prior_correction)):
         print(f"fer-edge eval: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         report = evaluate(args.model, args.card, args.split, args.data, args.limit, latency=not args.no_latency,
                           prior_correction=args.prior_correction)
     except (ModelError, FileNotFoundError) as exc:
         print(f"fer-edge eval: {exc}", file=sys.stderr)
-        return 3
+        return EXIT_MODEL
     print(report.table())
     if args.png:
         confusion_png(report, args.png)
         print(f"confusion matrix saved to {args.png}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

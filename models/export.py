@@ -6,7 +6,7 @@ Writes ``model_int8.tflite`` and ``model_float.tflite`` into the run folder. The
 integer input and output; its representative dataset is drawn from FER+ *training* images.
 The exported graph averages the logits of several views of each face (test-time augmentation
 chosen on validation by models.select_tta: mirror image, centre zoom), inside the model, so the
-runtime needs nothing extra. ``--ship`` then evaluates and copies the int8 model with its card into models/.
+runtime needs nothing extra. ``--ship`` then evaluates and copies the int8 model with its card into edge/model/.
 """
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=ferplus.default_data_dir(), type=Path)
     p.add_argument("--tta", default="auto", help="test-time views baked into the graph: auto (run/tta.json from "
                    "models.select_tta) or a candidate name (none, flip, flip-zoom42, ...)")
-    p.add_argument("--ship", action="store_true", help="evaluate and install into models/ with its card")
+    p.add_argument("--ship", action="store_true", help="evaluate and install into edge/model/ (package data) with its card")
     args = p.parse_args(argv)
     paths = export_run(args.run, args.data, None if args.tta == "auto" else args.tta)
     if args.ship:

@@ -13,10 +13,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # so that `helpers` imports however pytest is run
 
-from helpers.broker import Broker, Collector, mosquitto_available  # noqa: E402
+from bench.broker import Broker, Collector, mosquitto_available  # noqa: E402
 
 from edge.events import load_schema  # noqa: E402
-from edge.publish.mqtt import MqttConfig, MqttSink  # noqa: E402
+from edge.config.mqtt import MqttConfig  # noqa: E402
+from edge.publish.mqtt import MqttSink  # noqa: E402
 from edge.publish.queue import EventQueue  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def assert_complete_and_ordered(payloads: list[dict], n: int) -> int:
 
 
 def demo_config(broker: Broker, tmp_path: Path, **mqtt: Any) -> Path:
-    """A YAML file for `python -m edge.publish.demo` that reaches ``broker``."""
+    """A YAML file for `python -m bench.publish_demo` that reaches ``broker``."""
     path = tmp_path / "publish.yaml"
     cfg = {"device": {"id": "dev1"}, "mqtt": broker.mqtt_config(**mqtt), "queue": {"path": str(tmp_path / "q.db")}}
     path.write_text(yaml.safe_dump(cfg))
@@ -76,7 +77,7 @@ def demo_config(broker: Broker, tmp_path: Path, **mqtt: Any) -> Path:
 def start_demo(config: Path, *args: str) -> subprocess.Popen:
     """The publisher as its own process (so that it can be killed)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "edge.publish.demo", "--config", str(config), *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "bench.publish_demo", "--config", str(config), *args], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -41,7 +41,7 @@ def require_blazeface() -> Path:
 
 
 def require_emotion_model() -> Path:
-    from edge.classify import SHIPPED_MODEL
+    from edge.config.model import SHIPPED_MODEL
 
     if not SHIPPED_MODEL.is_file():
         pytest.skip(f"emotion model not found: {SHIPPED_MODEL}")

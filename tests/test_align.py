@@ -9,7 +9,8 @@ import pytest
 
 from conftest import require_shared
 from conftest_pipeline import require_blazeface, taiwanese_subset
-from edge.align import AlignConfig, align_face, alignment_matrix
+from edge.config.align import AlignConfig
+from edge.align import align_face, alignment_matrix
 from edge.types import Detection
 
 
@@ -91,7 +92,8 @@ def _eye_framing(detector, crops: list[np.ndarray]) -> np.ndarray:
 def test_aligned_photos_are_framed_like_ferplus():
     """The framing the aligner gives real photographs matches FER+'s, measured the same way on both."""
     require_blazeface()
-    from edge.detect import BlazeFaceConfig, make_detector
+    from edge.config.detector import BlazeFaceConfig
+    from edge.detect import make_detector
     from models.ferplus import load_split
 
     require_shared("ferplus", "ferplus_eval.npz")

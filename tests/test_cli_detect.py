@@ -142,9 +142,9 @@ def test_eval_faces_on_a_few_photographs(tmp_path):
 
 def test_eval_faces_prior_correction_and_intensity_bands():
     require_shared("faces", "taiwanese_fed", "labels.csv")
-    from edge.classify import ModelConfig
+    from edge.config.model import ModelConfig
     from edge.commands.eval_faces import default_dataset, evaluate, load_samples
-    from edge.pipeline import FaceAnalyzer, PipelineSections
+    from edge.face_analyzer import FaceAnalyzer, PipelineSections
 
     require_blazeface()
     samples = load_samples(default_dataset())

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import ConfigError, RemoteConfigConfig, load_file, load_text
-from edge.remote_config import (backup_path, check_signature, merge_patch, message_mode, prepare_update, sign,
-                                write_config)
+from edge.service.remote_config import backup_path, check_signature, merge_patch, message_mode, prepare_update, sign, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "s3cret"
@@ -27,7 +26,7 @@ def _big_config(tag: str) -> str:
 
 WRITER = """
 import sys
-from edge.remote_config import write_config
+from edge.service.remote_config import write_config
 path, a, b = sys.argv[1], open(sys.argv[2]).read(), open(sys.argv[3]).read()
 i = 0
 while True:

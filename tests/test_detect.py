@@ -13,11 +13,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from conftest import REPO
 from conftest_pipeline import read_video_frames, require_blazeface, taiwanese_subset
-from edge.detect import BlazeFaceConfig, DetectorConfig, HaarConfig, make_detector
+from edge.config.detector import BlazeFaceConfig, DetectorConfig, HaarConfig
+from edge.detect import make_detector
 from edge.detect.blazeface import ANCHORS, LANDMARKS, BlazeFaceDetector, weighted_nms
 from edge.detect.fetched import BLAZEFACE_SHORT
 from edge.detect.haar import HaarDetector
-from edge.runtime import ModelError, sha256_file
+from edge.interpreter import ModelError, sha256_file
 
 sys.path.insert(0, str(REPO / "deploy"))
 import fetch_models  # noqa: E402

@@ -8,8 +8,10 @@ import pytest
 
 from conftest_tracking import Recording, load_recording
 from edge.emitter import EventEmitter
-from edge.events import EventsConfig, load_schema
-from edge.track import Tracker, TrackingConfig
+from edge.config.events import EventsConfig
+from edge.events import load_schema
+from edge.track import Tracker
+from edge.config.tracking import TrackingConfig
 from edge.types import Classification
 
 EVERY = 5

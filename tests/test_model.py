@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO, require_shared
-from edge.classify import SHIPPED_MODEL, EmotionModel
-from edge.runtime import ModelError, sha256_file
+from edge.config.model import SHIPPED_MODEL
+from edge.classify import EmotionModel
+from edge.interpreter import ModelError, sha256_file
 
 CARD = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
 

@@ -11,12 +11,13 @@ import pytest
 
 from conftest_mqtt import (VALIDATORS, assert_complete_and_ordered, broker, count_events, demo_config,  # noqa: F401
                            event_payloads, needs_mosquitto, open_sink, start_demo, wait_until)
-from helpers.broker import Broker
+from bench.broker import Broker
 
-from edge.events import Event, EventsConfig
+from edge.events import Event
+from edge.config.events import EventsConfig
 from edge.publish import build_sink
-from edge.publish.demo import demo_event
-from edge.publish.mqtt import MqttConfig
+from bench.publish_demo import demo_event
+from edge.config.mqtt import MqttConfig
 
 pytestmark = needs_mosquitto
 
@@ -38,12 +39,14 @@ def test_round_trip_events_in_order_with_status_state_and_stats(broker, tmp_path
         VALIDATORS["state"].validate(m.json())
 
     assert wait_until(lambda: sink.queue.depth == 0)
-    # What the service hands over: the frame processor's own counters (edge/schedule.py) plus its figures.
-    from edge.schedule import ProcessorStats
+    # What the service hands over: the frame processor's own counters (edge/frame_processor.py) plus its figures.
+    from edge.frame_processor import ProcessorStats
     counters = ProcessorStats(frames=90, dropped=3, classified=40, faces_confirmed=4, face_frames=120,
                               first_t=0.0, last_t=6.0)
-    counters.stage_ms.update(detect=900.0, classify=160.0)
-    counters.stage_calls.update(detect=18, classify=40)
+    for _ in range(18):
+        counters.stages.add_ms("detect", 50.0)
+    for _ in range(40):
+        counters.stages.add_ms("classify", 4.0)
     stats = sink.publish_stats({**counters.snapshot(), "frames_total": 90, "faces_in_view": 1,
                                 "config_version": None, "cpu_temp_c": 51.5})
     VALIDATORS["stats"].validate(stats)

@@ -9,7 +9,7 @@ import pytest
 from conftest_mqtt import broker, needs_mosquitto, open_sink, wait_until  # noqa: F401
 
 from edge.events import Event
-from edge.publish.discovery import HomeAssistantConfig
+from edge.config.homeassistant import HomeAssistantConfig
 
 pytestmark = needs_mosquitto
 

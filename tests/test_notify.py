@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from edge.notify import Notifier, watchdog_interval
+from edge.service.notify import Notifier, watchdog_interval
 
 
 def _receiver(address: str) -> socket.socket:

@@ -10,8 +10,10 @@ import pytest
 
 from conftest import require_shared
 from conftest_tracking import load_recording
-from edge.preview import BOUNDARY, MjpegConfig, MjpegServer, PreviewConfig, annotate, display_problem
-from edge.track import Tracker, TrackingConfig
+from edge.preview import BOUNDARY, MjpegServer, annotate, display_problem
+from edge.config.preview import MjpegConfig, PreviewConfig
+from edge.track import Tracker
+from edge.config.tracking import TrackingConfig
 
 
 @pytest.fixture(scope="module")

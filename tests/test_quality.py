@@ -7,8 +7,10 @@ import pytest
 
 from conftest import require_shared
 from conftest_tracking import load_recording
-from edge.align import AlignConfig, align_face
-from edge.quality import QualityConfig, crop_problem, detection_problem, sharpness, yaw_degrees
+from edge.config.align import AlignConfig
+from edge.align import align_face
+from edge.config.quality import QualityConfig
+from edge.quality import crop_problem, detection_problem, sharpness, yaw_degrees
 from edge.types import Detection
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.publish.demo import demo_event
-from edge.publish.queue import EventQueue, QueueConfig, QueueError, default_queue_path
+from bench.publish_demo import demo_event
+from edge.publish.queue import EventQueue, QueueError, default_queue_path
+from edge.config.queue import QueueConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +79,7 @@ def test_unwritable_or_corrupt_files_give_one_clear_error(tmp_path):
 def test_commits_survive_sigkill(tmp_path):
     """Rows committed by a process killed with SIGKILL are there when the next process opens the file."""
     path = tmp_path / "q.db"
-    code = (f"import os, signal\nfrom edge.publish.queue import EventQueue\nfrom edge.publish.demo import demo_event\n"
+    code = (f"import os, signal\nfrom edge.publish.queue import EventQueue\nfrom bench.publish_demo import demo_event\n"
             f"q = EventQueue({str(path)!r})\nfor k in range(300): q.append([demo_event(k)], 'dev')\n"
             f"q.remove([1, 2, 3])\nos.kill(os.getpid(), signal.SIGKILL)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT)

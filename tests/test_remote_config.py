@@ -17,11 +17,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import require_shared  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
-from helpers.broker import Broker, mosquitto_available  # noqa: E402
+from bench.broker import Broker, mosquitto_available  # noqa: E402
 
 from edge.config import load_file  # noqa: E402
 from edge.events import load_schema  # noqa: E402
-from edge.remote_config import backup_path, sign  # noqa: E402
+from edge.service.remote_config import backup_path, sign  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto")
 SECRET = "test-secret-0123456789"

@@ -9,10 +9,12 @@ import pytest
 
 from conftest import require_shared
 from edge.config import AppConfig
-from edge.pipeline import FaceAnalyzer
-from edge.quality import QualityConfig
-from edge.schedule import FrameProcessor, ScheduleConfig
-from edge.sources import SourceConfig, open_source
+from edge.face_analyzer import FaceAnalyzer
+from edge.config.quality import QualityConfig
+from edge.frame_processor import FrameProcessor
+from edge.config.schedule import ScheduleConfig
+from edge.config.source import SourceConfig
+from edge.sources import open_source
 from edge.types import Frame
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import require_shared  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
-from helpers.broker import free_port  # noqa: E402
+from bench.broker import free_port  # noqa: E402
 
 from edge.config import load_file  # noqa: E402
-from edge.remote_config import backup_path  # noqa: E402
+from edge.service.remote_config import backup_path  # noqa: E402
 
 
 def _config(tmp_path: Path, **extra) -> dict:

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from conftest_pipeline import read_video_frames, single_face_video, taiwanese_subset
-from edge.sources import (SourceConfig, SourceError, _redact, list_images, open_source, resolve_kind)
+from edge.config.source import SourceConfig
+from edge.sources import SourceError, list_images, open_source, resolve_kind
+from edge.sources import redact
 
 
 # ------------------------------------------------------------------------------------------------
@@ -108,7 +110,7 @@ def test_resolve_kind(tmp_path):
 
 
 def test_stream_password_is_not_logged():
-    assert _redact("rtsp://admin:hunter2@10.0.0.5/live") == "rtsp://admin:***@10.0.0.5/live"
+    assert redact("rtsp://admin:hunter2@10.0.0.5/live") == "rtsp://admin:***@10.0.0.5/live"
 
 
 def test_image_file_gives_one_frame():

@@ -6,7 +6,10 @@ import math
 import numpy as np
 
 from conftest_tracking import Recording, load_recording
-from edge.track import EmotionSmoother, IdSwitchCounter, Tracker, TrackingConfig, iou
+from edge.track import EmotionSmoother, Tracker
+from bench.id_switches import IdSwitchCounter
+from edge.config.tracking import TrackingConfig
+from edge.geometry import iou
 from edge.types import Classification
 
 EVERY = 5   # replay like the default schedule: a detection every 5th frame

@@ -12,7 +12,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from edge.config import AppConfig, ConfigError, json_schema, load_file, section_models
+from edge.exitcodes import EXIT_OK, EXIT_USAGE
+from edge.service.remote_config import sign
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]    # the folder holding the edge package
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,40 +42,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen action; exit code 2 for an invalid config or missing secret."""
-    from edge.config import ConfigError, json_schema, load_file
-
     if args.action == "reference":
         print(markdown_reference(), end="")
-        return 0
+        return EXIT_OK
     if args.action == "schema":
         json.dump(json_schema(), sys.stdout, indent=2)
         print()
-        return 0
+        return EXIT_OK
     if args.action == "sign":
-        from edge.remote_config import sign
-
         secret = os.environ.get(args.secret_env, "")
         if not secret:
             print(f"fer-edge config sign: environment variable {args.secret_env} is not set", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         try:
             body = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
         except OSError as exc:
             print(f"fer-edge config sign: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         sys.stdout.buffer.write(sign(body, secret.encode()))
-        return 0
+        return EXIT_OK
     try:
         loaded = load_file(args.file)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         n = len(exc.problems)
         print(f"{args.file}: invalid ({n} problem{'s' if n != 1 else ''})", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(f"{args.file}: OK (version {loaded.version})")
     if args.show:
         print(loaded.config.model_dump_json(indent=2))
-    return 0
+    return EXIT_OK
 
 
 def markdown_reference() -> str:
@@ -76,8 +80,6 @@ def markdown_reference() -> str:
     Generated from the schema's descriptions, so the docs cannot drift from the code:
     tests/test_config.py checks that docs/config.md holds exactly this text.
     """
-    from edge.config import AppConfig, section_models
-
     out = []
     for name, info in AppConfig.model_fields.items():
         out += [f"#### `{name}`", "", f"{info.description}.", "", "| key | default | meaning |", "|---|---|---|"]
@@ -91,9 +93,7 @@ def markdown_reference() -> str:
     return "\n".join(out)
 
 
-def _rows(model: Any, prefix: str) -> list[tuple[str, str, str]]:
-    from edge.config import section_models
-
+def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str]]:
     rows = []
     for name, info in model.model_fields.items():
         path = f"{prefix}.{name}"
@@ -106,14 +106,17 @@ def _rows(model: Any, prefix: str) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _default_text(path: str, info: Any) -> str:
+def _default_text(path: str, info: FieldInfo) -> str:
     if path == "device.id":
         return "the hostname"
     if info.default_factory is not None:
         return ""
     value = info.default
-    if isinstance(value, Path):       # package-relative paths: not this machine's
-        return f"`{value.parent.name}/{value.name}`" if value.is_absolute() else f"`{value}`"
+    if isinstance(value, Path):       # paths inside the package: shown from the package, not this machine's root
+        try:
+            return f"`{value.relative_to(PACKAGE_ROOT)}`"
+        except ValueError:
+            return f"`{value}`"
     try:
         return f"`{json.dumps(value)}`"
     except TypeError:

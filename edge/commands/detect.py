@@ -20,12 +20,22 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+from edge.config import AppConfig, load_config
+from edge.config.detector import BlazeFaceConfig, HaarConfig
+from edge.config.model import prior_correction_error
+from edge.config.source import SourceConfig
+from edge.exitcodes import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
+from edge.face_analyzer import FaceAnalyzer, PipelineSections
+from edge.interpreter import ModelError
+from edge.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, SourceError, list_images, read_image
+from edge.sources.video import VideoFileBackend
+from edge.types import Classification, Detection
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,30 +51,25 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model.prior_correction for this run, 0..1 (default: the config's)")
 
 
-def sections_from_args(args: argparse.Namespace, prog: str) -> tuple[Any, int]:
+def sections_from_args(args: argparse.Namespace, prog: str) -> tuple[PipelineSections | None, int]:
     """The pipeline config the options ask for, checked but with no model loaded.
 
     (PipelineSections, 0), or (None, EXIT_USAGE) after one stderr line (the config's own lines first).
     """
-    from dataclasses import replace
-
-    from edge.pipeline import PipelineSections
-
     try:
-        cfg = PipelineSections.of(_load_config(args.config))
+        loaded = _load_config(args.config)
+        cfg = PipelineSections.of(loaded) if loaded is not None else PipelineSections()
     except ValueError as exc:         # edge.config.ConfigError: one line per problem
         print(exc, file=sys.stderr)
         print(f"{prog}: invalid config {args.config}", file=sys.stderr)
         return None, EXIT_USAGE
     if args.detector and args.detector != cfg.detector.type:
-        from edge.detect import BlazeFaceConfig, HaarConfig
         cfg = replace(cfg, detector=BlazeFaceConfig() if args.detector == "blazeface" else HaarConfig())
     if args.threads:
         if hasattr(cfg.detector, "threads"):
             cfg = replace(cfg, detector=cfg.detector.model_copy(update={"threads": args.threads}))
         cfg = replace(cfg, model=cfg.model.model_copy(update={"threads": args.threads}))
     if args.prior_correction is not None:
-        from edge.classify import prior_correction_error
         if (err := prior_correction_error(args.prior_correction)):
             print(f"{prog}: {err}", file=sys.stderr)
             return None, EXIT_USAGE
@@ -73,14 +78,11 @@ def sections_from_args(args: argparse.Namespace, prog: str) -> tuple[Any, int]:
 
 
 def analyzer_from_args(args: argparse.Namespace, prog: str, classify: bool = True,
-                       sections: Any = None) -> tuple[Any, int]:
+                       sections: PipelineSections | None = None) -> tuple[FaceAnalyzer | None, int]:
     """Build the FaceAnalyzer the options ask for; (analyzer, 0) or (None, exit code) after one stderr line.
 
     ``sections``: the result of an earlier ``sections_from_args`` (the options are then not read again).
     """
-    from edge.pipeline import FaceAnalyzer
-    from edge.runtime import ModelError
-
     if sections is None:
         sections, code = sections_from_args(args, prog)
         if sections is None:
@@ -92,13 +94,9 @@ def analyzer_from_args(args: argparse.Namespace, prog: str, classify: bool = Tru
         return None, EXIT_MODEL
 
 
-def _load_config(path: Path | None) -> Any:
+def _load_config(path: Path | None) -> AppConfig | None:
     """The app config from ``path``; None (built-in defaults) without one."""
-    if path is None:
-        return None
-    from edge.config import load_config
-
-    return load_config(path)
+    return load_config(path) if path is not None else None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,10 +140,11 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     print(f"fer-edge detect: {pictures} picture(s), {faces} face(s), {failed} failed input(s); "
           f"detector {analyzer.detector_id}, model {analyzer.model_id or 'none'}", file=sys.stderr)
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+    return EXIT_FAILED if failed else EXIT_OK
 
 
-def face_record(det: Any, cls: Any, analyzer: Any, path: str, face: int) -> dict[str, Any]:
+def face_record(det: Detection, cls: Classification | None, analyzer: FaceAnalyzer, path: str,
+                face: int) -> dict[str, Any]:
     """The JSON object printed for one face (rounded so lines stay short)."""
     record: dict[str, Any] = {
         "path": path,
@@ -162,9 +161,6 @@ def face_record(det: Any, cls: Any, analyzer: Any, path: str, face: int) -> dict
 
 def _expand(inputs: list[str], every: int = 1) -> Iterator[str | tuple[Path, int | None, float, np.ndarray, Path]]:
     """Yield (path, frame number or None, media time, image, output name) per picture, or an error line."""
-    from edge.sources import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, SourceConfig, SourceError, VideoFileBackend,
-                              list_images, read_image)
-
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():

@@ -29,8 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.commands.detect import EXIT_MODEL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, add_pipeline_arguments, \
-    analyzer_from_args, sections_from_args
+from edge.commands.detect import add_pipeline_arguments, analyzer_from_args, sections_from_args
+from edge.exitcodes import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
+from edge.face_analyzer import FaceAnalyzer
+from edge.sources import SourceError, read_image
+
+#: The project's shared data beside the checkout (../shared/data), where CI has it too.
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 #: Taiwanese facial expression database labels -> the model's (FER+) class names.
 LABEL_MAP = {"neutral": "neutral", "happy": "happiness", "sad": "sadness", "angry": "anger",
@@ -39,9 +44,7 @@ LABEL_MAP = {"neutral": "neutral", "happy": "happiness", "sad": "sadness", "angr
 
 def default_dataset() -> Path:
     """``../shared/data/faces/taiwanese_fed`` beside the checkout."""
-    from models.ferplus import default_data_dir
-
-    return default_data_dir() / "faces" / "taiwanese_fed"
+    return SHARED_DATA / "faces" / "taiwanese_fed"
 
 
 @dataclass
@@ -132,11 +135,9 @@ def load_samples(dataset: Path, split: str = "all") -> list[Sample]:
     return samples
 
 
-def evaluate(analyzer, samples: list[Sample], dataset: str = "", split: str = "all",
+def evaluate(analyzer: FaceAnalyzer, samples: list[Sample], dataset: str = "", split: str = "all",
              progress: bool = False) -> FacesReport:
     """Run the pipeline on every sample and tally the results."""
-    from edge.sources import SourceError, read_image
-
     classes = list(analyzer.model.classes)
     rows = list(LABEL_MAP.values())                       # the dataset's classes, as model class names
     col = {c: i for i, c in enumerate(classes)}
@@ -238,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         print("\nno face found in:\n" + "\n".join(report.undetected))
     if args.json:
         args.json.write_text(json.dumps({**asdict(report), "detection_rate": report.detection_rate}, indent=2) + "\n")
-    return EXIT_SOME_FAILED if report.unreadable else EXIT_OK
+    return EXIT_FAILED if report.unreadable else EXIT_OK
 
 
 __all__ = ["LABEL_MAP", "FacesReport", "evaluate", "load_samples", "EXIT_MODEL"]

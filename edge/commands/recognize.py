@@ -4,8 +4,9 @@
     fer-edge recognize --source clip.mp4 --mjpeg 8090 --no-window   # watch at http://127.0.0.1:8090/
 
 It runs the same FrameProcessor as the service (detect every N frames, track, classify at a rate);
-``--events`` also prints the events as JSON lines. The MJPEG stream listens on 127.0.0.1 unless
-``--host`` says otherwise: it shows faces.
+``--events`` also prints the events as JSON lines through the same sink as ``fer-edge run`` without
+a broker (ids, sequence numbers, the device id, and real dates for file sources). The MJPEG stream
+listens on 127.0.0.1 unless ``--host`` says otherwise: it shows faces.
 
 Exit codes: 0 done (source ended or quit); 2 usage/config error or no way to show the preview;
 3 a model, camera or port could not be opened.
@@ -17,7 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-from edge.commands.detect import EXIT_MODEL, EXIT_OK, EXIT_USAGE, add_pipeline_arguments, analyzer_from_args
+from edge.clock import dated
+from edge.commands.detect import add_pipeline_arguments, analyzer_from_args
+from edge.config import AppConfig, load_config
+from edge.exitcodes import EXIT_MODEL, EXIT_OK, EXIT_USAGE
+from edge.frame_processor import FrameProcessor
+from edge.preview import MjpegServer, annotate, display_problem
+from edge.publish import EventSink, StdoutSink
+from edge.sources import Source, open_source
 
 PROG = "fer-edge recognize"
 
@@ -35,9 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N frames (0: no limit)")
 
 
-def _config(args: argparse.Namespace):
-    from edge.config import AppConfig, load_config
-
+def _config(args: argparse.Namespace) -> AppConfig:
     cfg = load_config(args.config) if args.config else AppConfig()
     if args.source is not None:
         cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"uri": args.source, "kind": "auto"})})
@@ -51,10 +57,6 @@ def _config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Open source, pipeline and preview outputs; process frames until the source ends or q/Esc."""
-    from edge.preview import MjpegServer, annotate, display_problem
-    from edge.schedule import FrameProcessor
-    from edge.sources import open_source
-
     try:
         cfg = _config(args)
     except ValueError as exc:             # ConfigError: one line per problem
@@ -85,12 +87,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: preview at {server.url}", file=sys.stderr)
     proc = FrameProcessor(cfg, analyzer)
     source = open_source(cfg.source)
+    sink = StdoutSink(cfg.device.id, cfg.events) if args.events else None
     try:
-        return _loop(args, cfg, source, proc, server, window, annotate)
+        return _loop(args, cfg, source, proc, server, window, sink)
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
         source.close()
+        if sink is not None:
+            sink.close()
         if server is not None:
             server.close()
         if window:
@@ -98,19 +103,19 @@ def run(args: argparse.Namespace) -> int:
             cv2.destroyAllWindows()
 
 
-def _loop(args, cfg, source, proc, server, window: bool, annotate) -> int:
+def _loop(args: argparse.Namespace, cfg: AppConfig, source: Source, proc: FrameProcessor,
+          server: MjpegServer | None, window: bool, sink: EventSink | None) -> int:
     import cv2
 
     fps, last, n = 0.0, time.monotonic(), 0
-    for frame in source:
+    for frame in dated(source, source.live):      # events carry real dates, as from `fer-edge run`
         result = proc.process(frame, now=time.time() if source.live else None)
         n += 1
         now = time.monotonic()
         fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if n > 1 else 0.0
         last = now
-        if args.events:
-            for event in result.events:
-                print(event.to_json(), flush=True)
+        if sink is not None and result.events:
+            sink.publish_all(result.events)
         if window or server is not None:
             picture = annotate(frame.image, result.tracks, cfg.preview, status=f"{fps:.1f} fps")
             if server is not None:
@@ -121,7 +126,6 @@ def _loop(args, cfg, source, proc, server, window: bool, annotate) -> int:
                     break
         if args.max_frames and n >= args.max_frames:
             break
-    if args.events:
-        for event in proc.close():
-            print(event.to_json(), flush=True)
+    if sink is not None:
+        sink.publish_all(proc.close())
     return EXIT_OK

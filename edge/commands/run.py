@@ -12,6 +12,9 @@ import argparse
 import logging
 import sys
 
+from edge.config import default_path
+from edge.service.supervisor import Service
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--config PATH (default: /etc/fer-edge/config.yaml if present, else ./config.yaml)."""
@@ -21,9 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the service until stopped; returns its exit code."""
-    from edge.config import default_path
-    from edge.service import Service
-
     # stderr goes to the journal under systemd, which adds its own timestamps
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")

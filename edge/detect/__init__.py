@@ -6,24 +6,20 @@ or ``detector: {type: haar, ...}`` (always available). ``make_detector(cfg)`` bu
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Union
 
-from pydantic import Field
-
+from edge.config.detector import BlazeFaceConfig, DetectorConfig, HaarConfig
 from edge.detect.base import FaceDetector
-from edge.detect.blazeface import BlazeFaceConfig, BlazeFaceDetector
-from edge.detect.haar import HaarConfig, HaarDetector
-from edge.runtime import ModelError
+from edge.detect.blazeface import BlazeFaceDetector
+from edge.detect.haar import HaarDetector
+from edge.interpreter import ModelError
 
 log = logging.getLogger(__name__)
 
-#: The `detector` config section: one of the backends' configs, chosen by `type`.
-DetectorConfig = Annotated[Union[BlazeFaceConfig, HaarConfig], Field(discriminator="type")]
 
-__all__ = ["DetectorConfig", "BlazeFaceConfig", "HaarConfig", "FaceDetector", "make_detector", "ModelError"]
+__all__ = ["FaceDetector", "make_detector"]
 
 
-def make_detector(cfg: BlazeFaceConfig | HaarConfig | None = None) -> FaceDetector:
+def make_detector(cfg: DetectorConfig | None = None) -> FaceDetector:
     """Build the configured detector; raise ModelError with one clear line when it cannot be opened.
 
     A BlazeFace model that cannot be opened falls back to Haar when ``fallback_to_haar`` is set,

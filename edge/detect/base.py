@@ -4,20 +4,8 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-from pydantic import Field
-
-from edge.config_base import StrictModel
+from edge.config.detector import CommonDetectorOptions
 from edge.types import Detection
-
-
-class CommonDetectorOptions(StrictModel):
-    """Options every detector backend accepts (each backend's config extends this)."""
-
-    min_score: float = Field(0.5, ge=0.0, le=1.0,
-                             description="Drop faces the detector is less sure of than this (0..1).")
-    max_faces: int = Field(10, ge=1, description="Keep at most this many faces per frame, the largest first.")
-    min_face_px: int = Field(24, ge=8, description="Ignore faces narrower than this many pixels in the full frame "
-                             "(too small for the 48x48 emotion model to read).")
 
 
 class FaceDetector(Protocol):

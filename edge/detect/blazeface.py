@@ -8,38 +8,18 @@ anchors from strides 8,16,16,16; sigmoid scores; weighted non-maximum suppressio
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
-
-from edge.detect.base import CommonDetectorOptions, keep_largest
+from edge.config.detector import BlazeFaceConfig
+from edge.detect.base import keep_largest
 from edge.detect.fetched import BLAZEFACE_SHORT, find_fetched_model, model_search_dirs
-from edge.runtime import ModelError, open_interpreter, sha256_file
+from edge.geometry import iou_many
+from edge.interpreter import ModelError, open_interpreter, sha256_file
 from edge.types import Detection
 
 INPUT = 128
 # MediaPipe's keypoint order; "right"/"left" are the subject's (right eye is on the image's left).
 LANDMARKS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
-
-
-class BlazeFaceConfig(CommonDetectorOptions):
-    """BlazeFace short-range (TFLite): faces within about 2 m of the camera, with eye/nose/mouth/ear landmarks."""
-
-    type: Literal["blazeface"] = Field("blazeface", description="Detector backend: 'blazeface' or 'haar'.")
-    model_path: str = Field("", description="Path of face_detection_short_range.tflite; empty: look in "
-                            "$FER_EDGE_MODELS, /var/lib/fer-edge/models, ~/.cache/fer-edge/models "
-                            "(put there by deploy/fetch_models.py).")
-    verify_sha256: bool = Field(True, description="Check the model file against its pinned sha256 when loading "
-                                "(catches truncated or swapped files).")
-    threads: int = Field(1, ge=1, le=16, description="Interpreter threads for the detector.")
-    nms_iou: float = Field(0.3, gt=0.0, lt=1.0, description="Boxes overlapping more than this are merged "
-                           "(weighted by score) into one face.")
-    fallback_to_haar: bool = Field(True, description="If the model cannot be opened, say so in one line and use "
-                                   "the Haar detector instead of stopping.")
-    tile_px: int = Field(0, ge=0, description="0: search the whole frame in one pass (faces down to about a "
-                         "seventh of its longer side). N: also search overlapping N-pixel tiles, which finds faces "
-                         "down to about N/6 px at one more detector run per tile (crowds, wide frames).")
 
 
 def _anchors() -> np.ndarray:
@@ -183,17 +163,8 @@ def _best_per_face(found: list[tuple[float, np.ndarray, np.ndarray]], iou: float
     for i, f in enumerate(found):
         if alive[i]:
             kept.append(f)
-            alive &= _iou(boxes[i], boxes) <= iou
+            alive &= iou_many(boxes[i], boxes) <= iou
     return kept
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[0] + box[2], boxes[:, 0] + boxes[:, 2])
-    y2 = np.minimum(box[1] + box[3], boxes[:, 1] + boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    return inter / (box[2] * box[3] + boxes[:, 2] * boxes[:, 3] - inter + 1e-9)
 
 
 def weighted_nms(scores: np.ndarray, boxes: np.ndarray, points: np.ndarray,
@@ -210,7 +181,7 @@ def weighted_nms(scores: np.ndarray, boxes: np.ndarray, points: np.ndarray,
     for i in range(len(scores)):
         if not alive[i]:
             continue
-        members = alive & (_iou(boxes[i], boxes) > iou)
+        members = alive & (iou_many(boxes[i], boxes) > iou)
         members[i] = True
         alive &= ~members
         w = scores[members][:, None]

@@ -8,29 +8,12 @@ the aligner frames it from the box alone.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
-
-from edge.detect.base import CommonDetectorOptions, keep_largest
-from edge.runtime import ModelError
+from edge.config.detector import HaarConfig
+from edge.detect.base import keep_largest
+from edge.interpreter import ModelError
 from edge.types import Detection
-
-
-class HaarConfig(CommonDetectorOptions):
-    """OpenCV Haar cascades: no download needed, less accurate than BlazeFace, no landmarks but the eyes."""
-
-    type: Literal["haar"] = Field("haar", description="Detector backend: 'blazeface' or 'haar'.")
-    cascade: str = Field("haarcascade_frontalface_default.xml",
-                         description="Face cascade: a file name from OpenCV's bundled cascades, or a path.")
-    scale_factor: float = Field(1.1, gt=1.0, le=2.0, description="Image pyramid step of the cascade search "
-                                "(smaller finds more faces, slower).")
-    min_neighbors: int = Field(5, ge=1, description="Overlapping hits a face needs to count (higher: fewer false faces).")
-    detect_width: int = Field(320, ge=0, description="Search faces on a copy of the frame downscaled to this width "
-                              "(0: full size). Faces narrower than about 24*frame_width/detect_width px are missed.")
-    eyes: bool = Field(True, description="Find both eyes with the eye cascade so the aligner can level them.")
-    eye_cascade: str = Field("haarcascade_eye.xml", description="Eye cascade: bundled file name or a path.")
 
 
 def load_cascade(name: str) -> "cv2.CascadeClassifier":

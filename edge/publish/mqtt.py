@@ -9,28 +9,28 @@ newer until those are acknowledged. Availability (`status`) uses a retained last
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import ssl
 import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from pydantic import Field, SecretStr, field_validator
+from paho.mqtt.enums import MQTTErrorCode
 
-from edge import __version__
-from edge.config_base import StrictModel
-from edge.events import SCHEMA_VERSION, Event, EventsConfig, iso_utc, publishable
-from edge.publish.discovery import HomeAssistantConfig, availability_message, camera_messages
+from edge.config.events import EventsConfig
+from edge.config.homeassistant import HomeAssistantConfig
+from edge.config.mqtt import ENV_PASSWORD, ENV_USERNAME, MqttConfig
+from edge.events import Event, publishable
+from edge.formatting import compact_json
+from edge.publish.mqtt_client import WILL_QOS, make_client
+from edge.publish.payloads import encode, stats_payload, status_payload
 from edge.publish.queue import EventQueue, QueueError
 from edge.publish.ratelimit import LogEvery
-from edge.publish.state import EmotionMix
+from edge.publish.state import RetainedState
+from edge.publish.topics import Topics, check_topic_level
 
 log = logging.getLogger(__name__)
 
@@ -38,151 +38,6 @@ log = logging.getLogger(__name__)
 # loses nothing that matters, and it keeps them out of the broker's receive quota (mosquitto allows
 # 20 unacknowledged QoS>0 messages per client and drops a client that exceeds it with QoS 2 events).
 SIDE_QOS = 0
-WILL_QOS = 1
-ENV_USERNAME = "FER_EDGE_MQTT_USERNAME"
-ENV_PASSWORD = "FER_EDGE_MQTT_PASSWORD"
-
-
-class TlsConfig(StrictModel):
-    """Section `mqtt.tls`: encrypt the connection and, optionally, authenticate with a client certificate."""
-
-    enabled: bool = Field(False, description="Connect with TLS (port 8883 unless mqtt.port says otherwise).")
-    ca_file: str | None = Field(None, description="PEM file of the certificate authority that signed the broker's "
-                                                  "certificate; empty: the system's trusted CAs.")
-    cert_file: str | None = Field(None, description="PEM client certificate, for brokers that require one.")
-    key_file: str | None = Field(None, description="PEM private key of the client certificate.")
-    insecure: bool = Field(False, description="Skip the check that the broker's certificate names mqtt.host. "
-                                              "Only for testing; it allows a man in the middle.")
-
-
-class MqttConfig(StrictModel):
-    """Section `mqtt`: the broker, the topics and the delivery guarantees."""
-
-    enabled: bool = Field(True, description="Publish over MQTT. With false, or an empty host, events are written "
-                                            "to stdout as JSON lines instead.")
-    host: str = Field("", description="Broker host name or address; empty: no MQTT (stdout JSON lines).")
-    port: int | None = Field(None, ge=1, le=65535, description="Broker port; empty: 1883, or 8883 with TLS.")
-    prefix: str = Field("fer-edge", description="First level of every topic: <prefix>/<device>/events, ...")
-    client_id: str = Field("", description="MQTT client id; empty: fer-edge-<device>. Must be unique per broker: "
-                                           "a second client with the same id disconnects the first.")
-    username: str | None = Field(None, description=f"User name; empty: the {ENV_USERNAME} environment variable.")
-    password: SecretStr | None = Field(None, description=f"Password; empty: the {ENV_PASSWORD} environment variable "
-                                                         "(better than writing it into this file).")
-    qos: Literal[0, 1, 2] = Field(1, description="QoS of events. 1 (default): at least once. 2: exactly once per "
-                                                 "connection. 0: no acknowledgement, events can be lost.")
-    protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="MQTT protocol version.")
-    keepalive_s: int = Field(30, ge=5, le=3600, description="Keep-alive; the broker declares the device offline "
-                                                            "(last will) after about 1.5 times this without traffic.")
-    tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS settings.")
-    reconnect_min_s: float = Field(1.0, gt=0, description="First wait before reconnecting; doubles per failure.")
-    reconnect_max_s: float = Field(60.0, gt=0, description="Longest wait between reconnection attempts.")
-    max_inflight: int = Field(20, ge=1, le=1000, description="Events sent but not yet acknowledged. Order is kept "
-                                                             "at any value; 1 trades throughput for the least "
-                                                             "re-sending after a lost connection. With QoS 2 keep it "
-                                                             "at most the broker's limit (mosquitto: "
-                                                             "max_inflight_messages, 20).")
-    log_interval_s: float = Field(60.0, ge=0.1, description="At most one log line per this many seconds about an "
-                                                            "unreachable or refusing broker.")
-
-    @field_validator("prefix")
-    @classmethod
-    def _topic_level(cls, v: str) -> str:
-        if not v or any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/"):
-            raise ValueError("must be a topic prefix without '+', '#', or a leading/trailing '/', e.g. 'fer-edge'")
-        return v
-
-
-@dataclass(frozen=True)
-class Topics:
-    """Every topic of one device (documented in docs/mqtt.md)."""
-
-    prefix: str
-    device: str
-
-    @property
-    def base(self) -> str:
-        return f"{self.prefix}/{self.device}"
-
-    @property
-    def events(self) -> str:
-        return f"{self.base}/events"
-
-    @property
-    def status(self) -> str:
-        return f"{self.base}/status"
-
-    @property
-    def stats(self) -> str:
-        return f"{self.base}/stats"
-
-    def state(self, camera: str) -> str:
-        return f"{self.base}/state/{camera}"
-
-    def sub(self, name: str) -> str:
-        """A further topic below the device, e.g. ``config/state``."""
-        return f"{self.base}/{name.strip('/')}"
-
-
-def check_topic_level(value: str, what: str) -> str:
-    """Return ``value`` if it can be one MQTT topic level, else raise ValueError naming ``what``."""
-    if not value or any(c in value for c in "/+#\0"):
-        raise ValueError(f"{what} {value!r} cannot be used in MQTT topics: it must be non-empty, without '/', '+' or '#'")
-    return value
-
-
-def status_payload(state: str, device: str) -> bytes:
-    """The retained availability message (schema edge/schemas/status.schema.json)."""
-    now = time.time()
-    return json.dumps({"v": SCHEMA_VERSION, "state": state, "device": device, "version": __version__,
-                       "ts": iso_utc(now), "epoch": round(now, 3)}, separators=(",", ":")).encode()
-
-
-def stats_payload(device: str, started: float, stats: dict[str, Any], publisher: dict[str, Any]) -> dict[str, Any]:
-    """The stats message (schema edge/schemas/stats.schema.json) from the service's figures and the publisher's.
-
-    ``fps`` per stage and ``dropped_frames`` are derived from the processor's ``stage_ms`` and
-    ``dropped`` when the service does not give them; ``started`` is a time.monotonic() value.
-    """
-    now = time.time()
-    derived: dict[str, Any] = {}
-    if "fps" not in stats and isinstance(stats.get("stage_ms"), dict):
-        derived["fps"] = {k: round(1000.0 / ms, 1) for k, ms in stats["stage_ms"].items() if ms}
-    if "dropped_frames" not in stats and isinstance(stats.get("dropped"), int):
-        derived["dropped_frames"] = stats["dropped"]
-    return {"v": SCHEMA_VERSION, "device": device, "version": __version__, "ts": iso_utc(now), "epoch": round(now, 3),
-            "uptime_s": round(time.monotonic() - started, 1), **derived, **stats, **publisher}
-
-
-def make_client(cfg: MqttConfig, device: str, topics: Topics) -> paho.Client:
-    """A configured paho client: id, protocol, TLS, credentials, last will, backoff. Not yet connected.
-
-    Raises ValueError naming the setting when a TLS file cannot be used.
-    """
-    v5 = cfg.protocol == "5"
-    kwargs: dict[str, Any] = {"protocol": paho.MQTTv5 if v5 else paho.MQTTv311}
-    if not v5:
-        kwargs["clean_session"] = True      # the queue, not the broker session, is what makes delivery durable
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id or f"fer-edge-{device}", **kwargs)
-    if cfg.tls.enabled:
-        for key in ("ca_file", "cert_file", "key_file"):
-            path = getattr(cfg.tls, key)
-            if path and not os.path.isfile(path):
-                raise ValueError(f"mqtt.tls.{key}: {path} not found")
-        try:
-            client.tls_set(ca_certs=cfg.tls.ca_file or None, certfile=cfg.tls.cert_file or None,
-                           keyfile=cfg.tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
-        except (ssl.SSLError, OSError) as exc:
-            raise ValueError(f"mqtt.tls: cannot use the certificate files ({exc}); check ca_file, cert_file "
-                             f"and key_file are PEM and the key matches the certificate") from None
-        client.tls_insecure_set(cfg.tls.insecure)
-    username = cfg.username or os.environ.get(ENV_USERNAME)
-    password = cfg.password.get_secret_value() if cfg.password else os.environ.get(ENV_PASSWORD)
-    if username:
-        client.username_pw_set(username, password)
-    client.will_set(topics.status, status_payload("offline", device), qos=WILL_QOS, retain=True)
-    client.reconnect_delay_set(cfg.reconnect_min_s, max(cfg.reconnect_min_s, cfg.reconnect_max_s))
-    client.max_inflight_messages_set(0)     # unlimited in paho: the sender thread bounds what is in flight
-    return client
 
 
 class MqttSink:
@@ -193,7 +48,6 @@ class MqttSink:
         self.device = check_topic_level(device, "device id")
         self.cfg = cfg
         self.events_cfg = events or EventsConfig()
-        self.ha_cfg = homeassistant or HomeAssistantConfig()
         self.queue = queue
         self.topics = Topics(cfg.prefix, device)
         self.address = f"{cfg.host}:{self.port}"
@@ -203,13 +57,8 @@ class MqttSink:
         self.enqueue_errors = 0
         self.last_error: str | None = None
         self._started = time.monotonic()
-        self._mix = EmotionMix()
-        self._mix_lock = threading.Lock()
-        self._dirty: set[str] = set()          # cameras whose retained state must be (re)published
-        for cam in cameras:
-            self._mix.add_camera(check_topic_level(cam, "camera id"))
-            self._dirty.add(cam)
-        self._announced: set[str] = set()      # cameras whose discovery config went out on this connection
+        self.state = RetainedState(device, self.topics, homeassistant or HomeAssistantConfig(),
+                                   [check_topic_level(cam, "camera id") for cam in cameras])
         self._retained: dict[str, bytes] = {}  # further retained topics, re-sent on every connection
         self._subscriptions: dict[str, Callable[[bytes], None]] = {}
         self._cond = threading.Condition()
@@ -230,7 +79,6 @@ class MqttSink:
         self._log_refused = LogEvery(log, cfg.log_interval_s, logging.ERROR)
         self._log_lost = LogEvery(log, cfg.log_interval_s, logging.WARNING)
         self._log_queue = LogEvery(log, cfg.log_interval_s, logging.ERROR)
-        self._device_announced = False         # Home Assistant availability sensor sent on this connection
 
         self.client = make_client(cfg, device, self.topics)
         self.client.on_pre_connect = self._on_pre_connect
@@ -262,8 +110,7 @@ class MqttSink:
     def publish_all(self, events: Iterable[Event]) -> None:
         """Queue several events in one transaction, in order."""
         events = list(events)
-        with self._mix_lock:
-            changed = {e.camera for e in events if self._mix.update(e)}
+        changed = self.state.update(events)
         out = publishable(events, self.events_cfg)
         if out:
             try:
@@ -273,7 +120,6 @@ class MqttSink:
                 self._log_queue("%s (%d events could not be queued since start)", exc, self.enqueue_errors)
         if out or changed:
             with self._cond:
-                self._dirty |= changed
                 self._wake = True
                 self._cond.notify()
 
@@ -292,13 +138,12 @@ class MqttSink:
         """
         payload = stats_payload(self.device, self._started, stats, self.stats())
         if self._connected:
-            self.client.publish(self.topics.stats, json.dumps(payload, separators=(",", ":")), qos=0, retain=True)
+            self.client.publish(self.topics.stats, compact_json(payload), qos=0, retain=True)
         return payload
 
     def publish_retained(self, subtopic: str, payload: dict[str, Any] | str | bytes) -> None:
         """Keep a retained message on ``<prefix>/<device>/<subtopic>`` (e.g. ``config/state``), re-sent on reconnect."""
-        data = payload if isinstance(payload, bytes) else (
-            payload.encode() if isinstance(payload, str) else json.dumps(payload, separators=(",", ":")).encode())
+        data = encode(payload)
         topic = self.topics.sub(subtopic)
         self._retained[topic] = data
         if self._connected:
@@ -363,10 +208,8 @@ class MqttSink:
             client.publish(topic, data, qos=SIDE_QOS, retain=True)
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
+        self.state.connected()
         with self._cond:
-            self._announced.clear()
-            self._device_announced = False
-            self._dirty |= set(self._mix.cameras)
             self._connected = True
             self._wake = True
             self._cond.notify()
@@ -463,26 +306,8 @@ class MqttSink:
                 self._wake = True   # more may wait; look again once acknowledgements come
 
     def _send_state(self) -> None:
-        with self._cond:
-            dirty, self._dirty = self._dirty, set()
-        if not dirty:
-            return
-        if self.ha_cfg.enabled:
-            msgs = []
-            if not self._device_announced:
-                msgs.append(availability_message(self.ha_cfg, self.device, self.topics.status))
-                self._device_announced = True
-            for camera in sorted(dirty - self._announced):
-                msgs += camera_messages(self.ha_cfg, self.device, camera, self.topics.state(camera),
-                                        self.topics.status)
-                self._announced.add(camera)
-            for topic, payload in msgs:
-                self.client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=SIDE_QOS, retain=True)
-        for camera in sorted(dirty):
-            with self._mix_lock:
-                payload = self._mix.payload(camera, self.device)
-            self.client.publish(self.topics.state(camera), json.dumps(payload, separators=(",", ":")),
-                                qos=SIDE_QOS, retain=True)
+        for topic, payload in self.state.due():
+            self.client.publish(topic, payload, qos=SIDE_QOS, retain=True)
 
 
 def _round(v: float | None) -> float | None:

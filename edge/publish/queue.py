@@ -24,26 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from pydantic import Field
-
-from edge.config_base import StrictModel
+from edge.config.queue import QueueConfig
 from edge.events import Event, new_event_id
 from edge.publish.ratelimit import LogEvery
 
 log = logging.getLogger(__name__)
 
 _FORMAT_VERSION = 1     # PRAGMA user_version of the file layout below
-
-
-class QueueConfig(StrictModel):
-    """Section `queue`: the on-disk queue of events not yet acknowledged by the broker."""
-
-    path: str = Field("", description="SQLite file of the queue. Empty: $STATE_DIRECTORY/queue.db under systemd, "
-                                      "else ~/.local/state/fer-edge/queue.db. One process per file.")
-    max_events: int = Field(100_000, ge=10, le=100_000_000,
-                            description="Size bound. When full, each new event drops the oldest queued one "
-                                        "(counted in stats as queue.dropped and logged once per interval).")
-    log_interval_s: float = Field(60.0, ge=0.1, description="At most one 'queue full' log line per this many seconds.")
 
 
 class QueueError(RuntimeError):

@@ -11,10 +11,16 @@ import sys
 import threading
 from typing import Any, Callable, Iterable, Protocol, TextIO
 
-from edge.events import Event, EventsConfig, publishable
-from edge.publish.discovery import HomeAssistantConfig
-from edge.publish.mqtt import MqttConfig, MqttSink, check_topic_level
-from edge.publish.queue import EventQueue, QueueConfig
+from edge.config import AppConfig
+from edge.config.events import EventsConfig
+from edge.config.homeassistant import HomeAssistantConfig
+from edge.config.mqtt import MqttConfig
+from edge.config.queue import QueueConfig
+from edge.events import Event, publishable
+from edge.formatting import compact_json
+from edge.publish.mqtt import MqttSink
+from edge.publish.queue import EventQueue
+from edge.publish.topics import check_topic_level
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +64,7 @@ class StdoutSink:
     def publish_stats(self, stats: dict[str, Any]) -> dict[str, Any]:
         """Log the health report as one JSON line (logger ``edge.publish.sink``)."""
         payload = {"device": self.device, **stats}
-        log.info("stats %s", json.dumps(payload, separators=(",", ":")))
+        log.info("stats %s", compact_json(payload))
         return payload
 
     def publish_retained(self, subtopic: str, payload: dict[str, Any] | str | bytes) -> None:
@@ -86,9 +92,6 @@ def build_sink(device: str, events: EventsConfig | None = None, mqtt: MqttConfig
     return MqttSink(device, mqtt, EventQueue.from_config(queue or QueueConfig()), events, homeassistant, cameras)
 
 
-def make_sink(cfg: Any) -> EventSink:
-    """The sink for an AppConfig (edge/config.py): uses its device, events, mqtt, queue and homeassistant sections."""
-    device = getattr(cfg.device, "id", cfg.device)
-    camera = getattr(getattr(cfg, "source", None), "name", None)      # the camera id of the source
-    return build_sink(str(device), cfg.events, cfg.mqtt, cfg.queue, cfg.homeassistant,
-                      [camera] if isinstance(camera, str) and camera else [])
+def make_sink(cfg: AppConfig) -> EventSink:
+    """The sink for a config: its device, events, mqtt, queue and homeassistant sections; the source's camera id."""
+    return build_sink(cfg.device.id, cfg.events, cfg.mqtt, cfg.queue, cfg.homeassistant, [cfg.source.name])

@@ -1,11 +1,22 @@
-"""The current emotion mix per camera, derived from the event stream (retained `state/<camera>` topic)."""
+"""What the retained per-camera topics say: the emotion mix (`state/<camera>`) and Home Assistant discovery.
+
+:class:`EmotionMix` follows the event stream; :class:`RetainedState` knows which cameras changed
+and which discovery messages a connection still needs, and hands the sender the messages to
+publish (the builders of the discovery messages are in edge/publish/discovery.py).
+"""
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
+from edge.config.homeassistant import HomeAssistantConfig
 from edge.events import SCHEMA_VERSION, Event, iso_utc
+from edge.formatting import compact_json
+from edge.publish.discovery import availability_message, camera_messages
+from edge.publish.topics import Topics
 
 
 class EmotionMix:
@@ -60,3 +71,55 @@ class EmotionMix:
         return {"v": SCHEMA_VERSION, "device": device, "camera": camera, "ts": iso_utc(ts), "epoch": round(ts, 3),
                 "faces": n, "dominant": dominant, "counts": dict(sorted(counts.items())),
                 "mix": {k: round(c / n, 4) for k, c in sorted(counts.items())}}
+
+
+class RetainedState:
+    """The retained per-camera state and discovery messages of one device, and what is still unsent.
+
+    Thread-safe: events arrive from the pipeline thread, connections from paho's, sending happens
+    on the sender thread.
+    """
+
+    def __init__(self, device: str, topics: Topics, homeassistant: HomeAssistantConfig,
+                 cameras: Iterable[str] = ()) -> None:
+        self.device, self.topics, self.ha_cfg = device, topics, homeassistant
+        self._mix = EmotionMix()
+        self._lock = threading.Lock()
+        self._dirty: set[str] = set()          # cameras whose retained state must be (re)published
+        self._announced: set[str] = set()      # cameras whose discovery config went out on this connection
+        self._device_announced = False         # Home Assistant availability sensor sent on this connection
+        for cam in cameras:
+            self._mix.add_camera(cam)
+            self._dirty.add(cam)
+
+    def update(self, events: Iterable[Event]) -> bool:
+        """Follow the events; True when some camera's state changed (it is then due to be sent)."""
+        with self._lock:
+            changed = {e.camera for e in events if self._mix.update(e)}
+            self._dirty |= changed
+        return bool(changed)
+
+    def connected(self) -> None:
+        """A new connection: every camera's state and every discovery message are due again."""
+        with self._lock:
+            self._announced.clear()
+            self._device_announced = False
+            self._dirty |= set(self._mix.cameras)
+
+    def due(self) -> list[tuple[str, str]]:
+        """The (topic, payload) messages to publish now, retained; each only once until due again."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            if not dirty:
+                return []
+            msgs: list[tuple[str, dict[str, Any]]] = []
+            if self.ha_cfg.enabled:
+                if not self._device_announced:
+                    msgs.append(availability_message(self.ha_cfg, self.device, self.topics.status))
+                    self._device_announced = True
+                for camera in sorted(dirty - self._announced):
+                    msgs += camera_messages(self.ha_cfg, self.device, camera, self.topics.state(camera),
+                                            self.topics.status)
+                    self._announced.add(camera)
+            msgs += [(self.topics.state(camera), self._mix.payload(camera, self.device)) for camera in sorted(dirty)]
+        return [(topic, compact_json(payload)) for topic, payload in msgs]

@@ -8,3 +8,7 @@ class StrictModel(BaseModel):
     """A config section: unknown keys are errors, values are validated, instances are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+#: An environment variable name (``${NAME}`` in a config, ``service.remote_config.secret_env``).
+ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"

@@ -10,6 +10,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from edge.formatting import one_line
+
 
 class ModelError(RuntimeError):
     """A model file that cannot be used: missing, corrupt, or not what its card says."""
@@ -58,6 +60,6 @@ def open_interpreter(path: str | Path, threads: int = 1) -> Any:
         interp = cls(model_content=data, num_threads=max(1, int(threads)))
         interp.allocate_tensors()
     except Exception as exc:  # the interpreters raise ValueError/RuntimeError with long C++ messages
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path} could not be loaded as a TFLite model (corrupt or truncated?): {first}") from exc
+        raise ModelError(f"{path} could not be loaded as a TFLite model (corrupt or truncated?): "
+                         f"{one_line(exc, rest=False)}") from exc
     return interp

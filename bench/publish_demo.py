@@ -1,12 +1,13 @@
 """Publish a deterministic stream of N events through the real sink, from its own process.
 
-    python -m edge.publish.demo --config publish.yaml --count 2000 --rate 500 [--hold]
+    python -m bench.publish_demo --config publish.yaml --count 2000 --rate 500 [--hold]
 
 The config file holds the publishing sections of config.yaml (device, events, mqtt, queue,
 homeassistant; other keys are ignored). Event k (k = 0, 1, ...) is a pure function of k, and a
 restarted demo resumes at k = the queue's persisted sequence counter: every event enters the
 queue exactly once even when the previous run was killed with SIGKILL, which is what the
-at-least-once tests need (tests/test_mqtt_kill.py). With ``--hold`` it keeps the connection open
+at-least-once tests need (tests/test_mqtt_kill.py). A test and benchmark driver, not part of the
+runtime package. With ``--hold`` it keeps the connection open
 after sending until SIGTERM/SIGINT (the last-will tests); SIGTERM always closes cleanly
 (`stopped` on the status topic).
 """
@@ -24,10 +25,12 @@ from typing import Any
 
 import yaml
 
-from edge.events import Event, EventsConfig, Summary
-from edge.publish.discovery import HomeAssistantConfig
-from edge.publish.mqtt import MqttConfig, MqttSink
-from edge.publish.queue import QueueConfig
+from edge.config.events import EventsConfig
+from edge.config.homeassistant import HomeAssistantConfig
+from edge.config.mqtt import MqttConfig
+from edge.config.queue import QueueConfig
+from edge.events import Event, Summary
+from edge.publish.mqtt import MqttSink
 from edge.publish.sink import build_sink
 
 LABELS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
@@ -59,7 +62,7 @@ def load_publish_config(path: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edge.publish.demo", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m bench.publish_demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, required=True, help="YAML with device/events/mqtt/queue/homeassistant")
     p.add_argument("--count", type=int, default=1000, help="events in the whole stream (over all restarts)")

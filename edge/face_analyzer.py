@@ -6,78 +6,63 @@ stage, so the service's stats and the benchmarks can show where a frame's millis
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from edge.align import AlignConfig, align_faces
+from edge.align import align_faces
+from edge.classify import EmotionModel
+from edge.config.align import AlignConfig
+from edge.config.detector import BlazeFaceConfig, DetectorConfig
+from edge.config.model import ModelConfig
+from edge.detect import FaceDetector, make_detector
+from edge.timing import StageClock
 from edge.types import Classification, Detection, Frame
 
-STAGES = ("detect", "align", "classify")
+
+class AnalyzerSections(Protocol):
+    """The config sections the face analyzer reads: an :class:`~edge.config.AppConfig`, or :class:`PipelineSections`."""
+
+    @property
+    def detector(self) -> DetectorConfig: ...
+    @property
+    def align(self) -> AlignConfig: ...
+    @property
+    def model(self) -> ModelConfig: ...
 
 
 @dataclass(frozen=True)
 class PipelineSections:
-    """The three config sections the face pipeline reads (a subset of the app config)."""
+    """Just the three sections of the face pipeline (commands that take them from options, tests)."""
 
-    detector: Any = None        # edge.detect.DetectorConfig (default: BlazeFace)
-    align: Any = None           # edge.align.AlignConfig
-    model: Any = None           # edge.classify.ModelConfig
+    detector: DetectorConfig = field(default_factory=BlazeFaceConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
 
     @classmethod
-    def of(cls, cfg: Any) -> "PipelineSections":
-        """The sections of an app config (or of anything with those attributes); defaults for None."""
-        from edge.classify import ModelConfig
-        from edge.detect import BlazeFaceConfig
-
-        return cls(detector=getattr(cfg, "detector", None) or BlazeFaceConfig(),
-                   align=getattr(cfg, "align", None) or AlignConfig(),
-                   model=getattr(cfg, "model", None) or ModelConfig())
-
-
-class StageClock:
-    """Per-stage wall time: the last call's ms and running totals (for means in stats/benchmarks)."""
-
-    def __init__(self) -> None:
-        self.last_ms: dict[str, float] = {s: 0.0 for s in STAGES}
-        self.total_ms: dict[str, float] = {s: 0.0 for s in STAGES}
-        self.calls: dict[str, int] = {s: 0 for s in STAGES}
-
-    def add(self, stage: str, seconds: float) -> None:
-        ms = seconds * 1000.0
-        self.last_ms[stage] = ms
-        self.total_ms[stage] = self.total_ms.get(stage, 0.0) + ms
-        self.calls[stage] = self.calls.get(stage, 0) + 1
-
-    def mean_ms(self) -> dict[str, float]:
-        """Mean ms per call of each stage that has run."""
-        return {s: self.total_ms[s] / n for s, n in self.calls.items() if n}
-
-    def reset(self) -> None:
-        self.__init__()
+    def of(cls, cfg: AnalyzerSections) -> "PipelineSections":
+        """The three sections of an app config."""
+        return cls(detector=cfg.detector, align=cfg.align, model=cfg.model)
 
 
 class FaceAnalyzer:
     """Detect, align and classify the faces of a frame, with per-stage timing (``.clock``).
 
-    ``cfg`` is the app config (anything with ``detector``, ``align`` and ``model`` sections).
+    ``cfg`` holds the ``detector``, ``align`` and ``model`` sections (default: their defaults).
     ``detector``/``model`` may be passed in ready-made (a service that reuses them across config
     reloads); ``classify=False`` runs detection and alignment only (no emotion model needed).
     """
 
-    def __init__(self, cfg: Any = None, *, detector: Any = None, model: Any = None, classify: bool = True) -> None:
-        from edge.detect import make_detector
-
-        self.sections = PipelineSections.of(cfg)
+    def __init__(self, cfg: AnalyzerSections | None = None, *, detector: FaceDetector | None = None,
+                 model: EmotionModel | None = None, classify: bool = True) -> None:
+        self.sections: AnalyzerSections = cfg if cfg is not None else PipelineSections()
         self.align_cfg: AlignConfig = self.sections.align
-        self.detector = detector if detector is not None else make_detector(self.sections.detector)
+        self.detector: FaceDetector | None = detector if detector is not None else make_detector(self.sections.detector)
         if model is None and classify:
-            from edge.classify import EmotionModel
             model = EmotionModel.from_config(self.sections.model)
         self.model = model
         self.clock = StageClock()
-
     @property
     def detector_id(self) -> str:
         return self.detector.detector_id

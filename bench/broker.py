@@ -1,6 +1,6 @@
-"""A real mosquitto broker for tests: free loopback port, generated config, stop/start on the same port.
+"""A real mosquitto broker for tests and benchmarks: free loopback port, generated config, stop/start on the same port.
 
-    from helpers.broker import Broker          # tests/ is on sys.path when pytest runs a test in it
+    from bench.broker import Broker            # the repository root is on sys.path (tests/conftest.py)
 
     with Broker() as b:                        # plain MQTT, anonymous, persistence on
         sub = b.subscribe_collect("fer-edge/+/events")   # subscribed (SUBACK seen) when it returns

@@ -1,184 +1,30 @@
-"""The YAML configuration: one strict schema (AppConfig) composed of the sections each module owns.
+"""Loading a config: YAML text -> document (with the line of every key) -> ``${VAR}`` -> AppConfig.
 
-Loading goes YAML text -> document (plain dicts, with the line of every key) -> ``${VAR}``
-substitution -> validation by pydantic. Anything wrong at any step raises one :class:`ConfigError`
-whose message lists every problem as ``file:line: key.path: reason``.
-
-Importing this module stays light (no OpenCV, no TFLite interpreter): the section modules keep
-their heavy imports inside functions, so ``fer-edge config validate`` is quick on a Pi.
+Anything wrong at any step raises one :class:`~edge.config.errors.ConfigError` whose message lists
+every problem as ``file:line: key.path: reason``. The config package imports no runtime code (no
+OpenCV, no interpreter), so ``fer-edge config validate`` is quick on a Pi.
 """
 from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import os
 import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
-from edge.align import AlignConfig
-from edge.classify import ModelConfig
-from edge.config_base import StrictModel
-from edge.detect import DetectorConfig
-from edge.events import EventsConfig
-from edge.preview import PreviewConfig
-from edge.publish.discovery import HomeAssistantConfig
-from edge.publish.mqtt import MqttConfig
-from edge.publish.queue import QueueConfig
-from edge.quality import QualityConfig
-from edge.schedule import ScheduleConfig
-from edge.sources import SourceConfig
-from edge.track import TrackingConfig
+from edge.config.app import AppConfig, section_models
+from edge.config.base import ENV_NAME
+from edge.config.errors import ConfigError, Problem
+from edge.config.service import RemoteConfigConfig
+from edge.formatting import compact_json
 
 DEFAULT_PATHS = (Path("/etc/fer-edge/config.yaml"), Path("config.yaml"))
-_ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-
-
-# ----------------------------------------------------------------------------------------------
-# Sections owned here: device, service, stats, logging
-# ----------------------------------------------------------------------------------------------
-
-def _hostname_id() -> str:
-    # A hostname may hold dots (FQDN) or other characters MQTT topics and HA ids do not like.
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname().split(".")[0]).strip("-")
-    return (name or "fer-edge")[:64]
-
-
-class DeviceConfig(StrictModel):
-    """Who this device is: its id appears in every MQTT topic and event."""
-
-    id: str = Field(default_factory=_hostname_id, pattern=r"^[A-Za-z0-9_-]{1,64}$",
-                    description="Device id used in MQTT topics and events (letters, digits, '-', '_'; "
-                                "default: the hostname)")
-    name: str = Field("", max_length=128, description="Human-readable name (e.g. for Home Assistant)")
-    location: str = Field("", max_length=128, description="Where the device is installed (free text)")
-
-
-class WatchdogConfig(StrictModel):
-    """When the service counts as stuck (then it stops the systemd watchdog pings)."""
-
-    stall_timeout_s: float = Field(20.0, gt=0, le=3600,
-                                   description="Seconds without a processed frame (or a loop pass while "
-                                               "idle) after which WATCHDOG pings stop and systemd "
-                                               "restarts the service")
-
-
-class RemoteConfigConfig(StrictModel):
-    """Remote configuration over MQTT (``<topic>/config/set`` -> ``<topic>/config/state``)."""
-
-    enabled: bool = Field(False, description="Subscribe to config/set and apply valid documents")
-    max_payload_bytes: int = Field(65536, ge=256, le=1 << 20,
-                                   description="Larger config messages are rejected unread")
-    require_signature: bool = Field(False, description="Reject messages without a valid HMAC-SHA256 "
-                                                       "signature line (see docs/config.md)")
-    secret_env: str = Field("FER_EDGE_CONFIG_SECRET", pattern=rf"^{_ENV_NAME}$",
-                            description="Environment variable holding the shared HMAC secret")
-
-
-class ServiceConfig(StrictModel):
-    """The long-running service: watchdog, remote config, config backups, shutdown."""
-
-    watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig, description="Stall detection")
-    remote_config: RemoteConfigConfig = Field(default_factory=RemoteConfigConfig,
-                                              description="Remote configuration over MQTT")
-    backups: int = Field(3, ge=0, le=20, description="Previous config files kept as config.yaml.1..N "
-                                                     "when a new one is written")
-    stop_timeout_s: float = Field(5.0, gt=0, le=60, description="On SIGTERM: seconds allowed to stop "
-                                                                 "capture and flush the event queue")
-
-
-class StatsConfig(StrictModel):
-    """Periodic statistics (fps, faces, per-stage timings, queue depth)."""
-
-    interval_s: float = Field(60.0, ge=0, le=86400,
-                              description="Seconds between stats messages and STATUS updates (0: off)")
-
-
-class LoggingConfig(StrictModel):
-    """Log output (to stderr, which systemd sends to the journal)."""
-
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least severe level logged")
-
-    @field_validator("level", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
-
-class AppConfig(StrictModel):
-    """fer-edge configuration: every section has defaults, so an empty document is a valid config."""
-
-    device: DeviceConfig = Field(default_factory=DeviceConfig, description="Device identity")
-    source: SourceConfig = Field(default_factory=SourceConfig, description="Where frames come from")
-    detector: DetectorConfig = Field(default_factory=lambda: _default_of(DetectorConfig),
-                                     description="Face detector (chosen by `type`)")
-    align: AlignConfig = Field(default_factory=AlignConfig, description="Face alignment and crop")
-    model: ModelConfig = Field(default_factory=ModelConfig, description="Emotion model")
-    quality: QualityConfig = Field(default_factory=QualityConfig, description="Face quality gates")
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Tracking and smoothing")
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="What runs on which frame")
-    preview: PreviewConfig = Field(default_factory=PreviewConfig, description="Annotated preview")
-    events: EventsConfig = Field(default_factory=EventsConfig, description="Which events are emitted")
-    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT connection and topics")
-    queue: QueueConfig = Field(default_factory=QueueConfig, description="Durable event queue")
-    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig,
-                                               description="Home Assistant MQTT discovery")
-    service: ServiceConfig = Field(default_factory=ServiceConfig, description="Service behaviour")
-    stats: StatsConfig = Field(default_factory=StatsConfig, description="Periodic statistics")
-    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging")
-
-
-def _default_of(annotation: Any) -> Any:
-    """Default instance of a section type that may be a (discriminated) union: its first member."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation()
-    for arg in get_args(annotation):
-        try:
-            return _default_of(arg)
-        except TypeError:
-            continue
-    raise TypeError(f"no default for {annotation!r}")
-
-
-# ----------------------------------------------------------------------------------------------
-# Errors
-# ----------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a config: where (key path, file line) and why."""
-
-    path: tuple[str | int, ...]
-    reason: str
-    line: int | None = None            # 1-based line in `source`, where known
-
-    def format(self, source: str | None) -> str:
-        where = source or "<config>"
-        if self.line is not None:
-            where += f":{self.line}"
-        if not self.path:                  # about the whole document (syntax, size, signature)
-            return f"{where}: {self.reason}"
-        return f"{where}: {'.'.join(str(p) for p in self.path)}: {self.reason}"
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used. The only exception :func:`load_text` / :func:`load_file` raise.
-
-    ``str(error)`` is one line per problem, ``file:line: key.path: reason``; ``.problems`` holds
-    the same as :class:`Problem` objects and ``.source`` names the file (or message) read.
-    """
-
-    def __init__(self, problems: list[Problem], source: str | None = None) -> None:
-        self.problems = list(problems)
-        self.source = source
-        super().__init__("\n".join(p.format(source) for p in self.problems))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -288,7 +134,7 @@ def _kind(value: Any) -> str:
 # ----------------------------------------------------------------------------------------------
 
 _SUBST = re.compile(r"\$(\$|\{([^}]*)\}|\{)")
-_INNER = re.compile(rf"^({_ENV_NAME})(?::-(.*))?$", re.DOTALL)
+_INNER = re.compile(rf"^({ENV_NAME})(?::-(.*))?$", re.DOTALL)
 
 
 def substitute_env(data: Any, env: Mapping[str, str], forbidden: frozenset[str] = frozenset(),
@@ -358,7 +204,7 @@ def document_version(document: Mapping[str, Any]) -> str:
     Hashes the document as written (``${VAR}`` unexpanded), so published versions never depend on,
     nor reveal anything about, secrets in the environment.
     """
-    text = json.dumps(_plain(document), sort_keys=True, separators=(",", ":"), default=str)
+    text = compact_json(_plain(document), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -477,15 +323,6 @@ def _models_at(parent: tuple) -> list[type[BaseModel]]:
                 nxt.extend(section_models(info.annotation))
         models = nxt
     return models
-
-
-def section_models(annotation: Any) -> list[type[BaseModel]]:
-    """The pydantic models in a field's type: itself, or the members of a (discriminated) union."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    if get_origin(annotation) is not None or isinstance(annotation, type(Union[int, str])):
-        return [m for arg in get_args(annotation) for m in section_models(arg)]
-    return []
 
 
 # ----------------------------------------------------------------------------------------------

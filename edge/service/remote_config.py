@@ -5,12 +5,12 @@ A message on ``<base>/config/set`` is YAML text, optionally preceded by a signat
     # signature: sha256=<hex HMAC-SHA256 of every byte after this line's newline>
     # mode: replace            (optional; default: merge into the current document)
     tracking:
-      smoothing: 0.6
+      ema_half_life_s: 0.6
 
 ``merge`` applies the message as a JSON Merge Patch (RFC 7396) to the current document: mappings
 merge key by key, any other value replaces, ``null`` removes a key (back to its default).
 ``replace`` makes the message the whole new document. The outcome is published, retained, on
-``<base>/config/state`` by the service (see edge/service.py and docs/config.md).
+``<base>/config/state`` by the service (see edge/service/supervisor.py and docs/config.md).
 
 Nothing here touches the running pipeline: :func:`prepare_update` turns a message into a validated
 :class:`~edge.config.LoadedConfig` (or raises :class:`~edge.config.ConfigError` with the reason), and
@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hmac
 import hashlib
+import logging
 import os
+import queue
 import re
 import tempfile
 import time
@@ -31,12 +33,14 @@ from typing import Any
 
 import yaml
 
-from edge.config import (ConfigError, Document, LoadedConfig, Problem, RemoteConfigConfig, parse_yaml,
+from edge.config import (ConfigError, Document, LoadedConfig, Problem, RemoteConfigConfig, load_file, parse_yaml,
                          validate_document)
 
 _SIGNATURE = re.compile(rb"^#\s*signature:\s*sha256=([0-9A-Fa-f]{64})\s*$")
 _MODE = re.compile(r"^#\s*mode:\s*(\w+)\s*$")
 SOURCE = "config/set message"
+
+log = logging.getLogger("edge.service")
 
 
 def sign(body: bytes, secret: bytes) -> bytes:
@@ -214,3 +218,52 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def load_with_fallback(path: Path) -> tuple[LoadedConfig, str | None]:
+    """The config file, or else its newest backup that validates, with the reason (None: the file itself).
+
+    A hand-edited file that no longer validates must not keep the device down: the service runs
+    the previous config and says so loudly (log and config/state). ConfigError when none is usable.
+    """
+    try:
+        return load_file(path), None
+    except ConfigError as first:
+        for n in range(1, 21):
+            candidate = backup_path(path, n)
+            if not candidate.exists():
+                break
+            try:
+                loaded = load_file(candidate)
+            except ConfigError:
+                continue
+            summary = str(first).splitlines()[0]
+            log.error("config %s is invalid:\n%s\nrunning the previous config %s (version %s)",
+                      path, first, candidate, loaded.version[:12])
+            return loaded, f"{summary} - running the previous config {candidate.name} instead"
+        raise
+
+
+class ConfigInbox:
+    """Config messages waiting for the main thread: filled from paho's thread, bounded, drops counted."""
+
+    def __init__(self, size: int) -> None:
+        self._messages: queue.Queue[bytes] = queue.Queue(size)
+        self._dropped = 0
+
+    def put(self, payload: bytes) -> None:
+        """Hand one message over (never blocks: a full inbox drops it and counts)."""
+        try:
+            self._messages.put_nowait(bytes(payload))
+        except queue.Full:
+            self._dropped += 1
+
+    def take(self) -> tuple[int, list[bytes]]:
+        """(messages dropped since the last call, the messages waiting, oldest first)."""
+        dropped, self._dropped = self._dropped, 0
+        out = []
+        while True:
+            try:
+                out.append(self._messages.get_nowait())
+            except queue.Empty:
+                return dropped, out

@@ -1,4 +1,4 @@
-"""What runs on which frame: detect every N frames, track in between, classify each face at a rate.
+"""The per-frame pipeline: detect every N frames, track in between, classify each face at a rate, emit events.
 
 ``FrameProcessor.process(frame)`` is one frame's whole way after decoding: detection (on detection
 frames) or motion prediction (between them), the quality gates, alignment and classification of the
@@ -12,26 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import Field
 
-from edge.config_base import StrictModel
+from edge.config import AppConfig
+from edge.emitter import EventEmitter
 from edge.events import Event
+from edge.face_analyzer import FaceAnalyzer
+from edge.quality import crop_problem, detection_problem
+from edge.timing import StageClock, lap_ms
+from edge.track import Track, TrackChanges, Tracker
 from edge.types import Detection, Frame
-
-STAGES = ("detect", "track", "align", "classify", "events")
-
-
-class ScheduleConfig(StrictModel):
-    """Section `schedule`: how much work each frame gets (the knobs that make a small board keep up)."""
-
-    detect_every: int = Field(5, ge=1, le=300, description="Run the face detector on every Nth processed frame; "
-                              "in between, tracks move by their motion model. 1 detects on every frame. "
-                              "5 suits 25-30 fps cameras (faces are re-found 5-6 times a second).")
-    classify_hz: float = Field(5.0, gt=0.0, le=120.0, description="Classify each tracked face at most this many "
-                               "times per second (the smoothing needs a few samples a second, not one per frame).")
-    max_lag_s: float = Field(0.5, ge=0.0, le=60.0, description="Live sources: a frame older than this when "
-                             "processing starts is dropped (counted in stats) instead of processed late; "
-                             "0 never drops.")
 
 
 @dataclass
@@ -40,13 +29,13 @@ class FrameResult:
 
     index: int
     timestamp: float
-    tracks: list[Any]                  # the confirmed tracks in view (edge.track.Track), oldest first
+    tracks: list[Track]                # the confirmed tracks in view, oldest first
     events: list[Event]
     timings: dict[str, float]          # stage -> milliseconds, for the stages that ran on this frame
     detected: bool = False             # the detector ran on this frame
     classified: int = 0                # faces classified on this frame
     dropped: bool = False              # skipped: it arrived too late (live sources)
-    changes: Any = None                # the tracker's TrackChanges of this frame (None when dropped)
+    changes: TrackChanges | None = None  # the tracker's changes on this frame (None when dropped)
 
 
 @dataclass
@@ -60,25 +49,22 @@ class ProcessorStats:
     skipped_quality: int = 0           # classifications skipped by the quality gates
     faces_confirmed: int = 0           # tracks confirmed (new faces)
     face_frames: int = 0               # sum over processed frames of the faces in view
-    stage_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
-    stage_calls: dict[str, int] = field(default_factory=lambda: {s: 0 for s in STAGES})
+    stages: StageClock = field(default_factory=StageClock)   # ms per stage, over the frames that ran it
     first_t: float | None = None
     last_t: float | None = None
 
     def snapshot(self) -> dict[str, Any]:
         """Plain numbers: totals, mean ms per stage (per call), fps, faces per frame and per minute."""
         span = (self.last_t - self.first_t) if self.first_t is not None and self.last_t is not None else 0.0
-        busy_ms = sum(self.stage_ms.values())
+        busy_ms = sum(self.stages.total_ms.values())
         return {
             "frames": self.frames, "dropped": self.dropped, "detections": self.detections,
             "classified": self.classified, "skipped_quality": self.skipped_quality,
             "faces_confirmed": self.faces_confirmed,
             "faces_per_frame": round(self.face_frames / self.frames, 3) if self.frames else 0.0,
             "faces_per_minute": round(self.faces_confirmed * 60.0 / span, 2) if span > 0 else 0.0,
-            "stage_ms": {s: round(self.stage_ms[s] / self.stage_calls[s], 3)
-                         for s in STAGES if self.stage_calls[s]},
-            "inference_ms": round(self.stage_ms["classify"] / self.stage_calls["classify"], 3)
-            if self.stage_calls["classify"] else None,
+            "stage_ms": {s: round(ms, 3) for s, ms in self.stages.mean_ms().items()},
+            "inference_ms": round(self.stages.mean_ms()["classify"], 3) if self.stages.calls.get("classify") else None,
             "processing_fps": round(self.frames * 1000.0 / busy_ms, 1) if busy_ms > 0 else None,
             "input_fps": round((self.frames + self.dropped) / span, 2) if span > 0 else None,
         }
@@ -87,31 +73,22 @@ class ProcessorStats:
 class FrameProcessor:
     """Detect every N frames, track between, classify due faces that pass the quality gates, emit events.
 
-    ``cfg`` is the app config (sections schedule, tracking, quality, events, align, detector, model,
-    source). ``analyzer`` (an :class:`edge.pipeline.FaceAnalyzer`) is built from it when not given.
+    ``cfg`` is the app config (sections schedule, tracking, quality, events, source; detector, align
+    and model for the analyzer). ``analyzer`` is built from it when not given.
     """
 
-    def __init__(self, cfg: Any = None, analyzer: Any = None) -> None:
-        from edge.emitter import EventEmitter
-        from edge.track import Tracker
-
-        if cfg is None:
-            from edge.config import AppConfig
-            cfg = AppConfig()
-        self.cfg = cfg
-        if analyzer is None:
-            from edge.pipeline import FaceAnalyzer
-            analyzer = FaceAnalyzer(self.cfg)
-        self.analyzer = analyzer
+    def __init__(self, cfg: AppConfig | None = None, analyzer: FaceAnalyzer | None = None) -> None:
+        self.cfg = cfg if cfg is not None else AppConfig()
+        self.analyzer = analyzer if analyzer is not None else FaceAnalyzer(self.cfg)
         self.tracker = Tracker(self.cfg.tracking)
-        self.emitter = EventEmitter(self.cfg.events, camera=getattr(self.cfg.source, "name", "cam0"))
+        self.emitter = EventEmitter(self.cfg.events, camera=self.cfg.source.name)
         self.stats = ProcessorStats()
         self._since_detect: int | None = None     # processed frames since the last detection
         self._last_detect_t: float | None = None
         self._last_index: int | None = None
         self._last_t: float | None = None
 
-    def reconfigure(self, cfg: Any) -> None:
+    def reconfigure(self, cfg: AppConfig) -> None:
         """Apply new schedule, tracking, quality and events settings between two frames.
 
         The faces in view keep their tracks, ids and smoothed scores, so a live change of a
@@ -123,8 +100,6 @@ class FrameProcessor:
 
     def process(self, frame: Frame, now: float | None = None) -> FrameResult:
         """Process one frame. ``now`` (epoch seconds, live sources only) enables dropping late frames."""
-        from edge.track import TrackChanges
-
         sched = self.cfg.schedule
         t = frame.timestamp
         self._count_gap(frame.index)
@@ -146,7 +121,7 @@ class FrameProcessor:
             self.tracker.predict(t)
             changes = TrackChanges()
             self._since_detect = (self._since_detect or 0) + 1
-        timings["track"] = _lap(clock)
+        timings["track"] = lap_ms(clock)
 
         emotion_changes, crops, n_classified = self._classify_due(frame, t, timings)
 
@@ -154,7 +129,7 @@ class FrameProcessor:
         tracks = self.tracker.confirmed
         events = self.emitter.step(t, changes, emotion_changes, tracks,
                                    crops if self.cfg.events.snapshots.enabled else None)
-        timings["events"] = _lap(clock)
+        timings["events"] = lap_ms(clock)
         self._account(t, timings, len(tracks), len(changes.confirmed))
         return FrameResult(frame.index, t, tracks, events, timings, detected=detect_now, classified=n_classified,
                            changes=changes)
@@ -167,13 +142,11 @@ class FrameProcessor:
         return self.emitter.finish(t, self.tracker.end_all(t))
 
     def _classify_due(self, frame: Frame, t: float, timings: dict[str, float]) \
-            -> tuple[list, dict[int, np.ndarray], int]:
+            -> tuple[list[tuple[Track, str | None]], dict[int, np.ndarray], int]:
         """Align, gate and classify the confirmed tracks that are due; feed their smoothers."""
-        from edge.quality import crop_problem, detection_problem
-
         period = 1.0 / self.cfg.schedule.classify_hz
         quality = self.cfg.quality
-        due: list[tuple[Any, Detection]] = []
+        due: list[tuple[Track, Detection]] = []
         for tr in self.tracker.confirmed:
             # Only faces the last detection saw: a track coasting through a miss may be behind a hand.
             if tr.last_seen != self._last_detect_t:
@@ -200,7 +173,7 @@ class FrameProcessor:
                 self.stats.skipped_quality += 1
             else:
                 keep.append((tr, crop))
-        timings["align"] = self.analyzer.clock.last_ms["align"] + _lap(clock)
+        timings["align"] = self.analyzer.clock.last_ms["align"] + lap_ms(clock)
         if not keep:
             return [], {}, 0
         results = self.analyzer.classify([c for _, c in keep])
@@ -231,15 +204,10 @@ class FrameProcessor:
         s.face_frames += faces
         s.faces_confirmed += confirmed
         for stage, ms in timings.items():       # only the stages that ran on this frame
-            s.stage_ms[stage] += ms
-            s.stage_calls[stage] += 1
+            s.stages.add_ms(stage, ms)
         if s.first_t is None:
             s.first_t = t
         s.last_t = self._last_t = t
-
-
-def _lap(start: float) -> float:
-    return (time.perf_counter() - start) * 1000.0
 
 
 def _moved(det: Detection, box: tuple[float, float, float, float]) -> Detection:

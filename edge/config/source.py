@@ -1,0 +1,34 @@
+"""Section `source`: where frames come from (edge/sources/)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from edge.config.base import StrictModel
+
+class SourceConfig(StrictModel):
+    """Section `source`: where frames come from."""
+
+    uri: str = Field("0", description="What to read: a camera index (0) or device (/dev/video0), an "
+                     "rtsp:// or http(s):// stream URL, a video file, an image file, a folder of images, "
+                     "or 'picamera2' (Raspberry Pi camera; 'picamera2:1' for the second one).")
+    kind: Literal["auto", "image", "folder", "video", "camera", "stream", "picamera2"] = Field(
+        "auto", description="How to read `uri`; 'auto' decides from its form (digits: camera, '://': stream, "
+        "a folder, an image or video extension).")
+    name: str = Field("cam0", min_length=1, max_length=64, description="Camera id carried by every frame and event.")
+    width: int = Field(0, ge=0, description="Requested capture width for cameras/picamera2 (0: the driver's default; "
+                       "picamera2 defaults to 640).")
+    height: int = Field(0, ge=0, description="Requested capture height (0: the driver's default; picamera2: 480).")
+    fps: float = Field(0.0, ge=0.0, description="Requested camera frame rate (0: default). For image folders: "
+                       "the frame rate their timestamps assume (0: one frame per second).")
+    pace: bool = Field(False, description="Video files: play at the file's frame rate instead of as fast as "
+                       "frames are consumed.")
+    loop: bool = Field(False, description="Video files, images, folders: start again at the end (demos).")
+    reopen_delay_s: float = Field(1.0, gt=0.0, description="First wait before reopening a failed source; doubles "
+                                  "after each failure in a row.")
+    reopen_max_delay_s: float = Field(30.0, gt=0.0, description="Longest wait between reopen attempts.")
+    max_reopens: int = Field(0, ge=0, description="Give up after this many failures in a row (0: never; a "
+                             "service should keep trying).")
+    stall_timeout_s: float = Field(10.0, gt=0.0, description="A live source that delivers no frame for this long "
+                                   "counts as failed and is reopened.")

@@ -1,0 +1,7 @@
+"""The exit codes of every `fer-edge` command (and of `python -m models.evaluate`)."""
+from __future__ import annotations
+
+EXIT_OK = 0          # success (the service: stopped, or its file source ended)
+EXIT_FAILED = 1      # ran, but some inputs failed (each said on stderr); the service: the pipeline failed
+EXIT_USAGE = 2       # usage or configuration error
+EXIT_MODEL = 3       # a required model, device or sink could not be opened

@@ -1,0 +1,48 @@
+"""The configured paho-mqtt client: id, protocol, TLS, credentials, last will, reconnect backoff."""
+from __future__ import annotations
+
+import os
+import ssl
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.config.mqtt import ENV_PASSWORD, ENV_USERNAME, MqttConfig
+from edge.publish.payloads import status_payload
+from edge.publish.topics import Topics
+
+WILL_QOS = 1
+
+
+def make_client(cfg: MqttConfig, device: str, topics: Topics) -> paho.Client:
+    """A configured paho client: id, protocol, TLS, credentials, last will, backoff. Not yet connected.
+
+    Raises ValueError naming the setting when a TLS file cannot be used.
+    """
+    v5 = cfg.protocol == "5"
+    kwargs: dict[str, Any] = {"protocol": paho.MQTTv5 if v5 else paho.MQTTv311}
+    if not v5:
+        kwargs["clean_session"] = True      # the queue, not the broker session, is what makes delivery durable
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id or f"fer-edge-{device}", **kwargs)
+    if cfg.tls.enabled:
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(cfg.tls, key)
+            if path and not os.path.isfile(path):
+                raise ValueError(f"mqtt.tls.{key}: {path} not found")
+        try:
+            client.tls_set(ca_certs=cfg.tls.ca_file or None, certfile=cfg.tls.cert_file or None,
+                           keyfile=cfg.tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(f"mqtt.tls: cannot use the certificate files ({exc}); check ca_file, cert_file "
+                             f"and key_file are PEM and the key matches the certificate") from None
+        client.tls_insecure_set(cfg.tls.insecure)
+    username = cfg.username or os.environ.get(ENV_USERNAME)
+    password = cfg.password.get_secret_value() if cfg.password else os.environ.get(ENV_PASSWORD)
+    if username:
+        client.username_pw_set(username, password)
+    client.will_set(topics.status, status_payload("offline", device), qos=WILL_QOS, retain=True)
+    client.reconnect_delay_set(cfg.reconnect_min_s, max(cfg.reconnect_min_s, cfg.reconnect_max_s))
+    client.max_inflight_messages_set(0)     # unlimited in paho: the sender thread bounds what is in flight
+    return client
+

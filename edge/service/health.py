@@ -1,0 +1,102 @@
+"""How the service is doing: progress for the watchdog, the stats message, the systemd STATUS line.
+
+:class:`ProgressWatch` decides whether the pipeline still moves (the watchdog pings stop when it
+does not); :func:`collect_stats` gathers the figures the stats message carries.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from edge.service.parts import Parts
+from edge.sources import Source
+
+log = logging.getLogger("edge.service")
+
+
+class ProgressWatch:
+    """Progress of the pipeline thread: a processed frame, or a failed (re)open attempt of the source.
+
+    A source that backs off between attempts is recovering, not stuck. A live source gets its own
+    stall timeout first (it notices a silent camera and reopens it) and its longest backoff on top.
+    """
+
+    def __init__(self, now: float) -> None:
+        self.last_progress = now          # written by the pipeline thread, read by the main thread
+        self.stalled = False
+        self._last_failures = 0
+
+    def restart(self, now: float) -> None:
+        """A new pipeline thread starts: it has all its time ahead."""
+        self.last_progress = now
+        self._last_failures = 0
+
+    def moved(self, now: float) -> None:
+        """The pipeline thread processed a frame."""
+        self.last_progress = now
+
+    def check(self, now: float, source: Source | None, stall_timeout_s: float) -> tuple[bool, str | None]:
+        """(True while the watchdog may be fed, the STATUS text when the state just changed else None)."""
+        allowed = stall_timeout_s
+        if source is not None:
+            failures = source.stats.failures
+            if failures != self._last_failures:
+                self._last_failures = failures
+                self.last_progress = now
+            if source.live:
+                allowed += source.cfg.stall_timeout_s
+            if source.stats.state == "reopening":
+                allowed += source.cfg.reopen_max_delay_s
+        idle = now - self.last_progress
+        if idle < allowed:
+            if self.stalled:
+                log.info("the pipeline is moving again")
+                self.stalled = False
+                return True, ""            # "": back to the normal status line
+            return True, None
+        if not self.stalled:
+            self.stalled = True
+            log.error("the pipeline made no progress for %.0f s (stuck in a call?): stopping the watchdog "
+                      "pings so that systemd restarts the service", idle)
+            return False, f"stalled: no progress for {idle:.0f} s"
+        return False, None
+
+
+def collect_stats(frames: int, faces_in_view: int, config_version: str | None, parts: Parts | None,
+                  frame_lock: threading.Lock) -> dict[str, Any]:
+    """The service's figures for the stats message: totals, the processor's counters, source, CPU temperature.
+
+    The processor's counters are taken only between frames (under ``frame_lock``): they belong to the pipeline thread.
+    """
+    stats: dict[str, Any] = {"frames_total": frames, "faces_in_view": faces_in_view,
+                             "config_version": config_version}
+    if parts is not None:
+        if frame_lock.acquire(timeout=1.0):
+            try:
+                stats.update(parts.processor.take_stats())
+            finally:
+                frame_lock.release()
+        src = parts.source.stats
+        stats["source"] = {"state": src.state, "frames": src.frames, "dropped": src.dropped,
+                           "failures": src.failures, "last_error": src.last_error or None}
+    temp = cpu_temperature()
+    if temp is not None:
+        stats["cpu_temp_c"] = temp
+    return stats
+
+
+def status_line(frames: int, faces_in_view: int, config_version: str | None, fps: float | None = None) -> str:
+    """The systemd STATUS text: ``12.3 fps, 456 frames, 1 faces in view, config 0123abcd4567``."""
+    parts = [f"{fps:.1f} fps" if fps else None, f"{frames} frames", f"{faces_in_view} faces in view",
+             f"config {config_version[:12]}" if config_version else None]
+    return ", ".join(p for p in parts if p)
+
+
+def cpu_temperature() -> float | None:
+    """The SoC temperature in °C from the kernel's first thermal zone (Pi and Jetson have one), or None."""
+    try:
+        return round(int(Path("/sys/class/thermal/thermal_zone0/temp").read_text().strip()) / 1000.0, 1)
+    except (OSError, ValueError):
+        return None

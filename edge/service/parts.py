@@ -1,0 +1,64 @@
+"""What the pipeline thread runs with (:class:`Parts`) and the event sink: building and closing them.
+
+Everything is built from a config before anything running is touched, so a missing model or a
+taken port becomes one :class:`ApplyError` line and the previous parts keep running.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.config import AppConfig
+from edge.face_analyzer import FaceAnalyzer
+from edge.frame_processor import FrameProcessor
+from edge.interpreter import ModelError
+from edge.preview import MjpegServer
+from edge.publish import EventSink, make_sink
+from edge.publish.queue import QueueError
+from edge.sources import Source, open_source
+
+
+class ApplyError(RuntimeError):
+    """A valid config that could not be put in place (model missing, queue file locked...)."""
+
+
+@dataclass
+class Parts:
+    """What the pipeline thread uses; replaced as a whole or in part on a config change."""
+
+    analyzer: FaceAnalyzer
+    processor: FrameProcessor
+    source: Source                        # one per pipeline thread: a closed one cannot reopen
+    preview: MjpegServer | None = None    # when preview.mjpeg.enabled
+
+
+def build_parts(cfg: AppConfig, reuse_analyzer: FaceAnalyzer | None = None) -> Parts:
+    """Analyzer (models), processor, source and preview for ``cfg``; ApplyError with one line if not."""
+    try:
+        analyzer = reuse_analyzer if reuse_analyzer is not None else FaceAnalyzer(cfg)
+        processor = FrameProcessor(cfg, analyzer=analyzer)
+    except (ModelError, OSError, ValueError) as exc:
+        raise ApplyError(f"cannot load the models: {exc}") from None
+    preview = None
+    if cfg.preview.mjpeg.enabled:
+        try:
+            preview = MjpegServer(cfg.preview.mjpeg).start()
+        except OSError as exc:
+            raise ApplyError(str(exc)) from None
+    return Parts(analyzer, processor, open_source(cfg.source), preview)
+
+
+def close_parts(parts: Parts, keep_analyzer: bool = False) -> None:
+    """Close the source and the preview, and the analyzer unless it is reused by newer parts."""
+    parts.source.close()
+    if parts.preview is not None:
+        parts.preview.close()
+    if not keep_analyzer:
+        parts.analyzer.close()
+
+
+def open_sink(cfg: AppConfig) -> EventSink:
+    """The event sink for ``cfg`` (MQTT with its queue, or stdout); ApplyError with one line if not."""
+    try:
+        return make_sink(cfg)
+    except (QueueError, ValueError, OSError) as exc:
+        raise ApplyError(f"cannot open the event sink: {exc}") from None

@@ -1,0 +1,155 @@
+"""A config change on a running service: changed sections -> a :class:`Plan` -> its execution.
+
+Changes are applied by section: tracking, quality, schedule and events reconfigure the frame
+processor between two frames (the faces in view keep their tracks); device, mqtt, queue,
+homeassistant and events reopen the sink (the queue file keeps what was not sent); source,
+detector, align, model and preview restart the pipeline thread with new parts.
+
+:func:`plan_change` is pure (two configs in, what must happen out); :func:`execute` carries a plan
+out on anything with the :class:`Reconfigurable` methods (the service, or a recording stand-in in
+tests), building everything new before the old is let go, so a failure leaves the old running.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from edge.config import AppConfig
+from edge.face_analyzer import FaceAnalyzer
+from edge.service.parts import ApplyError, Parts, close_parts
+
+log = logging.getLogger("edge.service")
+
+#: Which sections each part of the running service depends on.
+ANALYZER_SECTIONS = frozenset({"detector", "align", "model"})
+PIPELINE_SECTIONS = frozenset({"source", "preview"}) | ANALYZER_SECTIONS
+PROCESSOR_SECTIONS = frozenset({"tracking", "quality", "schedule", "events"})
+SINK_SECTIONS = frozenset({"device", "mqtt", "queue", "homeassistant", "events"})
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a config change needs, from the sections that differ."""
+
+    changed: frozenset[str]
+    subscribe: bool = False           # remote config turned on while the sink stays
+
+    @property
+    def restart_pipeline(self) -> bool:
+        """New source, preview or models: a new pipeline thread with new parts."""
+        return bool(self.changed & PIPELINE_SECTIONS)
+
+    @property
+    def new_analyzer(self) -> bool:
+        """The models change (else a restarted pipeline reuses the running analyzer)."""
+        return bool(self.changed & ANALYZER_SECTIONS)
+
+    @property
+    def reconfigure_processor(self) -> bool:
+        """Only processor settings change: applied between two frames, the faces keep their tracks."""
+        return not self.restart_pipeline and bool(self.changed & PROCESSOR_SECTIONS)
+
+    @property
+    def reopen_sink(self) -> bool:
+        """The sink is closed and opened again (the queue file keeps what was not sent)."""
+        return bool(self.changed & SINK_SECTIONS)
+
+    @property
+    def live_settings(self) -> frozenset[str]:
+        """Sections read afresh where they are used (stats, logging, service): nothing to rebuild."""
+        return self.changed - PIPELINE_SECTIONS - PROCESSOR_SECTIONS - SINK_SECTIONS
+
+
+def plan_change(old: AppConfig, new: AppConfig) -> Plan:
+    """The plan that puts ``new`` in place of ``old``."""
+    changed = frozenset(name for name in AppConfig.model_fields if getattr(old, name) != getattr(new, name))
+    subscribe = new.service.remote_config.enabled and not old.service.remote_config.enabled
+    return Plan(changed, subscribe=subscribe)
+
+
+class Reconfigurable(Protocol):
+    """What :func:`execute` needs of the running service."""
+
+    parts: Parts | None
+
+    def release_preview(self) -> None:
+        """Close the running preview server (its port may be the one the new one wants)."""
+
+    def build_parts(self, cfg: AppConfig, reuse_analyzer: FaceAnalyzer | None) -> Parts:
+        """New parts for ``cfg``; ApplyError if they cannot be built."""
+
+    def reopen_sink(self, new: AppConfig, old: AppConfig) -> None:
+        """Close the sink and open one for ``new``; on ApplyError the one for ``old`` is open again."""
+
+    def subscribe(self, cfg: AppConfig) -> None:
+        """Subscribe the sink to config messages when ``cfg`` enables remote config."""
+
+    def swap_parts(self, parts: Parts) -> None:
+        """Stop the pipeline thread, end the old parts' tracks, start again with ``parts``."""
+
+    def reconfigure_processor(self, cfg: AppConfig) -> None:
+        """Apply processor settings between two frames; ApplyError if the pipeline is stuck."""
+
+
+def execute(plan: Plan, old: AppConfig, new: AppConfig, target: Reconfigurable) -> list[str]:
+    """Carry out ``plan``; the actions taken, for the log. ApplyError leaves ``old`` running."""
+    actions: list[str] = []
+    assert target.parts is not None
+    parts: Parts | None = None
+    # 1. Build what is new before touching what runs (models may be missing, ports taken).
+    if plan.restart_pipeline:
+        reuse = None if plan.new_analyzer else target.parts.analyzer
+        if "preview" in plan.changed:
+            target.release_preview()
+        parts = target.build_parts(new, reuse)
+    # 2. The sink: the queue file allows one user, so the old one closes first.
+    if plan.reopen_sink:
+        try:
+            target.reopen_sink(new, old)
+        except ApplyError:
+            if parts is not None:
+                close_parts(parts, keep_analyzer=parts.analyzer is target.parts.analyzer)
+            raise
+        actions.append("sink reopened")
+    elif plan.subscribe:
+        target.subscribe(new)
+    # 3. Swap the pipeline parts, or reconfigure the processor in place.
+    if parts is not None:
+        target.swap_parts(parts)
+        actions.append("pipeline restarted (" + ", ".join(sorted(plan.changed & PIPELINE_SECTIONS)) + ")")
+    elif plan.reconfigure_processor:
+        target.reconfigure_processor(new)
+        actions.append("processor reconfigured live (" + ", ".join(sorted(plan.changed & PROCESSOR_SECTIONS)) + ")")
+    if plan.live_settings:
+        actions.append("settings updated live (" + ", ".join(sorted(plan.live_settings)) + ")")
+    return actions
+
+
+class PersistError(ApplyError):
+    """The new config ran, but its file could not be written: the previous config was put back."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def apply_change(target: Reconfigurable, old: AppConfig, new: AppConfig,
+                 write: Callable[[], None] | None = None) -> list[str]:
+    """Put ``new`` in place of ``old``, then ``write()`` it to disk (when given); the actions taken.
+
+    ApplyError: ``old`` still runs. PersistError: the write failed (OSError) and ``old`` was put
+    back, so what runs and what is on disk agree.
+    """
+    actions = execute(plan_change(old, new), old, new, target)
+    if write is not None:
+        try:
+            write()
+        except OSError as exc:
+            try:
+                execute(plan_change(new, old), new, old, target)
+            except ApplyError as back:
+                log.error("and the previous config could not be put back: %s", back)
+            raise PersistError(exc) from None
+    return actions

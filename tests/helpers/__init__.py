@@ -1,1 +1,0 @@
-"""Reusable test helpers (real services started by tests)."""

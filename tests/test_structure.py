@@ -1,0 +1,151 @@
+"""The shape of the code: arrows that point one way, small modules, typed config, a clean wheel.
+
+- no import cycles among the project's modules (edge/, models/, bench/), whether the import is at
+  the top of a module or inside a function;
+- no function-level imports of the project's own modules in edge/ (they would only hide a cycle;
+  lazy imports of heavy optional libraries - cv2, picamera2, tensorflow - stay);
+- the config package imports no runtime code;
+- no module in edge/ over 400 lines;
+- no config parameter typed ``Any`` in edge/.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = ("edge", "models", "bench")
+MAX_LINES = 400
+CONFIG_NAMES = ("cfg", "config", "sections", "settings")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for top in PROJECT for p in sorted((REPO / top).rglob("*.py"))}
+
+
+MODULES = _modules()
+
+
+def _imports(path: Path) -> list[tuple[str, ast.stmt, bool]]:
+    """(imported project module, statement, inside a function) for every import in ``path``."""
+    tree = ast.parse(path.read_text(), str(path))
+    here = _module_name(path)
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    found: list[tuple[str, ast.stmt, bool]] = []
+
+    def target(name: str) -> str | None:
+        while name and name not in MODULES:      # `from pkg import submodule` / names inside a module
+            name = name.rpartition(".")[0]
+        return name or None
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    if (t := target(alias.name)):
+                        found.append((t, child, in_function))
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - child.level + 1] + ([base] if base else []))
+                for alias in child.names:
+                    if (t := target(f"{base}.{alias.name}") or target(base)):
+                        found.append((t, child, in_function))
+            visit(child, nested)
+
+    visit(tree, False)
+    return found
+
+
+GRAPH = {name: {t for t, _, _ in _imports(path) if t != name} for name, path in MODULES.items()}
+
+
+def _parents(name: str) -> set[str]:
+    parts = name.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+
+def _cycle() -> list[str] | None:
+    """One import cycle, or None. A package's own submodules importing it back are not counted:
+    ``edge.config`` re-exporting from ``edge.config.loading`` is how a package exposes its parts."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def dfs(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(GRAPH.get(node, ())):
+            if nxt in _parents(node):
+                continue
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if state.get(nxt) is None and (found := dfs(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for name in sorted(GRAPH):
+        if state.get(name) is None and (found := dfs(name)):
+            return found
+    return None
+
+
+def test_no_import_cycles_among_project_modules():
+    cycle = _cycle()
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_check_finds_a_cycle():
+    # the check itself can fail: a made-up arrow back from the config package to the service closes one
+    GRAPH["edge.config.base"].add("edge.service.supervisor")
+    try:
+        assert _cycle() is not None
+    finally:
+        GRAPH["edge.config.base"].discard("edge.service.supervisor")
+
+
+def test_no_function_level_imports_of_project_modules_in_edge():
+    found = sorted({f"{MODULES[name].relative_to(REPO)}:{stmt.lineno} imports {target}"
+                    for name in MODULES if name.startswith("edge")
+                    for target, stmt, in_function in _imports(MODULES[name]) if in_function})
+    assert not found, "function-level imports of project modules (import at the top):\n" + "\n".join(found)
+
+
+def test_config_package_imports_no_runtime_code():
+    allowed = ("edge.config", "edge.formatting")
+    found = [f"{name} imports {target}" for name in MODULES if name == "edge.config" or name.startswith("edge.config.")
+             for target in GRAPH[name] if not target.startswith(allowed) and target != "edge"]
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("edge")))
+def test_module_is_small(name):
+    lines = MODULES[name].read_text().count("\n")
+    assert lines <= MAX_LINES, f"{MODULES[name].relative_to(REPO)} has {lines} lines (at most {MAX_LINES}): split it"
+
+
+def test_no_any_typed_config_parameters_in_edge():
+    found = []
+    for name, path in MODULES.items():
+        if not name.startswith("edge"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                for arg in args:
+                    typed_any = arg.annotation is not None and "Any" in ast.unparse(arg.annotation)
+                    if typed_any and (arg.arg in CONFIG_NAMES or arg.arg.endswith("_cfg")):
+                        found.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}({arg.arg}: "
+                                     f"{ast.unparse(arg.annotation)})")
+    assert not found, "config parameters typed Any:\n" + "\n".join(found)
