@@ -11,6 +11,12 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))  # tests run from a checkout without installing too
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The fast tier for day-to-day work is `python3 -m pytest -m "not slow"`; `python3 -m pytest` runs everything.
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (training, service processes, "
+                                       "broker outages); left out by -m 'not slow'")
+
+
 def require_shared(*parts: str) -> Path:
     """Path inside ../shared/data, or skip the test saying what is missing."""
     path = SHARED_DATA.joinpath(*parts)
