@@ -136,3 +136,12 @@ def test_recognize_command_prints_events_and_explains_a_missing_display() -> Non
     events = [json.loads(line) for line in out.stdout.splitlines()]
     assert [e["type"] for e in events] == ["face_appeared", "face_left", "summary"]
     assert events[0]["track_id"] == 1 and events[0]["box"]
+    # the same envelope as `fer-edge run` prints: real ids, sequence numbers, device, dates of today
+    import time
+    import uuid
+
+    assert [e["seq"] for e in events] == [1, 2, 3]
+    assert len({uuid.UUID(e["id"]) for e in events}) == 3
+    assert all(e["device"] for e in events) and events[0]["device"] in socket.gethostname()
+    assert all(abs(e["epoch"] - time.time()) < 300 for e in events)
+    assert events[0]["ts"].startswith(time.strftime("%Y-", time.gmtime()))
