@@ -12,3 +12,6 @@ class StrictModel(BaseModel):
 
 #: An environment variable name (``${NAME}`` in a config, ``service.remote_config.secret_env``).
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+
+#: An id that is one MQTT topic level and part of Home Assistant unique ids: ``device.id``, ``source.name``.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

@@ -6,7 +6,7 @@ import socket
 
 from pydantic import Field
 
-from edge.config.base import StrictModel
+from edge.config.base import ID_PATTERN, StrictModel
 
 def _hostname_id() -> str:
     # A hostname may hold dots (FQDN) or other characters MQTT topics and HA ids do not like.
@@ -17,7 +17,7 @@ def _hostname_id() -> str:
 class DeviceConfig(StrictModel):
     """Who this device is: its id appears in every MQTT topic and event."""
 
-    id: str = Field(default_factory=_hostname_id, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+    id: str = Field(default_factory=_hostname_id, pattern=ID_PATTERN,
                     description="Device id used in MQTT topics and events (letters, digits, '-', '_'; "
                                 "default: the hostname)")
     name: str = Field("", max_length=128, description="Human-readable name (e.g. for Home Assistant)")

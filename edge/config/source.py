@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from edge.config.base import StrictModel
+from edge.config.base import ID_PATTERN, StrictModel
 
 class SourceConfig(StrictModel):
     """Section `source`: where frames come from."""
@@ -16,7 +16,9 @@ class SourceConfig(StrictModel):
     kind: Literal["auto", "image", "folder", "video", "camera", "stream", "picamera2"] = Field(
         "auto", description="How to read `uri`; 'auto' decides from its form (digits: camera, '://': stream, "
         "a folder, an image or video extension).")
-    name: str = Field("cam0", min_length=1, max_length=64, description="Camera id carried by every frame and event.")
+    name: str = Field("cam0", pattern=ID_PATTERN,
+                      description="Camera id carried by every frame and event, and a level of the MQTT topic "
+                                  "state/<camera> (letters, digits, '-', '_'; no '#', '+', '/' or spaces).")
     width: int = Field(0, ge=0, description="Requested capture width for cameras/picamera2 (0: the driver's default; "
                        "picamera2 defaults to 640).")
     height: int = Field(0, ge=0, description="Requested capture height (0: the driver's default; picamera2: 480).")
