@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import numpy as np
 
-from edge.sources.base import SourceError, SourceStats, Stalled
+from edge.sources.base import Backend, SourceError, SourceStats, Stalled
 
 class LatestFrameGrabber:
     """Reads a live backend on its own thread, keeping only the newest frame.
@@ -16,7 +15,7 @@ class LatestFrameGrabber:
     stalled read never has to touch a capture another thread is blocked in.
     """
 
-    def __init__(self, backend: Any, stats: SourceStats) -> None:
+    def __init__(self, backend: Backend, stats: SourceStats) -> None:
         self.backend, self.stats = backend, stats
         self._cond = threading.Condition()
         self._latest: tuple[np.ndarray, float, str | None] | None = None
