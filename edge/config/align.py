@@ -5,6 +5,7 @@ from pydantic import Field
 
 from edge.config.base import StrictModel
 
+
 class AlignConfig(StrictModel):
     """Section `align`: how a detected face is turned into the emotion model's crop."""
 

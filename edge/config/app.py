@@ -21,6 +21,7 @@ from edge.config.service import LoggingConfig, ServiceConfig, StatsConfig
 from edge.config.source import SourceConfig
 from edge.config.tracking import TrackingConfig
 
+
 class AppConfig(StrictModel):
     """fer-edge configuration: every section has defaults, so an empty document is a valid config."""
 

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from edge.config.base import StrictModel
 
+
 class CommonDetectorOptions(StrictModel):
     """Options every detector backend accepts (each backend's config extends this)."""
 

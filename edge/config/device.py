@@ -8,6 +8,7 @@ from pydantic import Field
 
 from edge.config.base import ID_PATTERN, StrictModel
 
+
 def _hostname_id() -> str:
     # A hostname may hold dots (FQDN) or other characters MQTT topics and HA ids do not like.
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname().split(".")[0]).strip("-")

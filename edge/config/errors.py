@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a config: where (key path, file line) and why."""

@@ -5,6 +5,7 @@ from pydantic import Field
 
 from edge.config.base import StrictModel
 
+
 class SnapshotConfig(StrictModel):
     """Section `events.snapshots`: whether a face picture may travel with an event (privacy: off)."""
 

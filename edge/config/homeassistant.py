@@ -5,6 +5,7 @@ from pydantic import Field
 
 from edge.config.base import StrictModel
 
+
 class HomeAssistantConfig(StrictModel):
     """Section `homeassistant`: announce the device to Home Assistant through MQTT discovery."""
 

@@ -7,6 +7,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from edge.config.base import StrictModel
 
+
 ENV_USERNAME = "FER_EDGE_MQTT_USERNAME"
 
 

@@ -5,6 +5,7 @@ from pydantic import Field
 
 from edge.config.base import StrictModel
 
+
 class MjpegConfig(StrictModel):
     """The MJPEG-over-HTTP preview stream (off by default; loopback only unless `host` says otherwise)."""
 

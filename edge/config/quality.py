@@ -5,6 +5,7 @@ from pydantic import Field
 
 from edge.config.base import StrictModel
 
+
 class QualityConfig(StrictModel):
     """Section `quality`: which faces are classified (the others are tracked but not classified)."""
 

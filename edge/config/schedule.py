@@ -5,6 +5,7 @@ from pydantic import Field
 
 from edge.config.base import StrictModel
 
+
 class ScheduleConfig(StrictModel):
     """Section `schedule`: how much work each frame gets (the knobs that make a small board keep up)."""
 

@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 
 from edge.config.base import ENV_NAME, StrictModel
 
+
 class WatchdogConfig(StrictModel):
     """When the service counts as stuck (then it stops the systemd watchdog pings)."""
 
@@ -21,11 +22,17 @@ class RemoteConfigConfig(StrictModel):
 
     enabled: bool = Field(False, description="Subscribe to config/set and apply valid documents")
     max_payload_bytes: int = Field(65536, ge=256, le=1 << 20,
-                                   description="Larger config messages are rejected unread")
+                                   description="Larger config messages are rejected unread (with MQTT 5 the "
+                                               "broker is told to drop them: they never reach the device)")
     require_signature: bool = Field(False, description="Reject messages without a valid HMAC-SHA256 "
                                                        "signature line (see docs/config.md)")
     secret_env: str = Field("FER_EDGE_CONFIG_SECRET", pattern=rf"^{ENV_NAME}$",
                             description="Environment variable holding the shared HMAC secret")
+    probation_s: float = Field(60.0, ge=1, le=3600,
+                               description="A remote change of device, mqtt, queue, homeassistant or source must "
+                                           "prove itself within this many seconds (broker connected, a frame "
+                                           "processed), else the previous config comes back; the running "
+                                           "config's value counts, not the message's")
 
 
 class ServiceConfig(StrictModel):

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from edge.config.base import ID_PATTERN, StrictModel
 
+
 class SourceConfig(StrictModel):
     """Section `source`: where frames come from."""
 

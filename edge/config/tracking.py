@@ -7,6 +7,7 @@ from pydantic import Field
 
 from edge.config.base import StrictModel
 
+
 class TrackingConfig(StrictModel):
     """Section `tracking`: how faces are followed between frames and how their emotion is smoothed."""
 

@@ -12,10 +12,23 @@ from edge.config.mqtt import ENV_PASSWORD, ENV_USERNAME, MqttConfig
 from edge.publish.payloads import status_payload
 from edge.publish.topics import Topics
 
+
 WILL_QOS = 1
 
 
-def make_client(cfg: MqttConfig, device: str, topics: Topics) -> paho.Client:
+def check_tls_files(cfg: MqttConfig) -> None:
+    """Raise ValueError naming the setting when a TLS file that ``cfg`` names does not exist.
+
+    build_sink calls it before it opens (and locks) the queue file, so a bad file costs nothing to undo.
+    """
+    if cfg.tls.enabled:
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(cfg.tls, key)
+            if path and not os.path.isfile(path):
+                raise ValueError(f"mqtt.tls.{key}: {path} not found")
+
+
+def make_client(cfg: MqttConfig, device: str, topics: Topics, instance: str | None = None) -> paho.Client:
     """A configured paho client: id, protocol, TLS, credentials, last will, backoff. Not yet connected.
 
     Raises ValueError naming the setting when a TLS file cannot be used.
@@ -26,10 +39,7 @@ def make_client(cfg: MqttConfig, device: str, topics: Topics) -> paho.Client:
         kwargs["clean_session"] = True      # the queue, not the broker session, is what makes delivery durable
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id or f"fer-edge-{device}", **kwargs)
     if cfg.tls.enabled:
-        for key in ("ca_file", "cert_file", "key_file"):
-            path = getattr(cfg.tls, key)
-            if path and not os.path.isfile(path):
-                raise ValueError(f"mqtt.tls.{key}: {path} not found")
+        check_tls_files(cfg)
         try:
             client.tls_set(ca_certs=cfg.tls.ca_file or None, certfile=cfg.tls.cert_file or None,
                            keyfile=cfg.tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
@@ -41,7 +51,7 @@ def make_client(cfg: MqttConfig, device: str, topics: Topics) -> paho.Client:
     password = cfg.password.get_secret_value() if cfg.password else os.environ.get(ENV_PASSWORD)
     if username:
         client.username_pw_set(username, password)
-    client.will_set(topics.status, status_payload("offline", device), qos=WILL_QOS, retain=True)
+    client.will_set(topics.status, status_payload("offline", device, instance), qos=WILL_QOS, retain=True)
     client.reconnect_delay_set(cfg.reconnect_min_s, max(cfg.reconnect_min_s, cfg.reconnect_max_s))
     client.max_inflight_messages_set(0)     # unlimited in paho: the sender thread bounds what is in flight
     return client

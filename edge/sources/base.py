@@ -13,6 +13,7 @@ from edge.config.source import SourceConfig
 
 log = logging.getLogger("edge.sources")
 
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"})
 
 

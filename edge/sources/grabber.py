@@ -8,6 +8,7 @@ import numpy as np
 
 from edge.sources.base import Backend, SourceError, SourceStats, Stalled
 
+
 class LatestFrameGrabber:
     """Reads a live backend on its own thread, keeping only the newest frame.
 

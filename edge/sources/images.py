@@ -11,6 +11,7 @@ from edge.sources.base import IMAGE_EXTENSIONS, SourceError, SourceKind, SourceS
 
 log = logging.getLogger("edge.sources")
 
+
 def list_images(folder: Path) -> list[Path]:
     """Image files (by extension) under ``folder``, recursively, in a stable sorted order; hidden ones skipped."""
     return sorted(p for p in folder.rglob("*")

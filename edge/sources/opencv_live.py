@@ -8,6 +8,7 @@ import numpy as np
 from edge.config.source import SourceConfig
 from edge.sources.base import SourceError, SourceKind, quiet_opencv, redact
 
+
 class OpenCVLiveBackend:
     """A V4L2/USB camera (index or device path) or a network stream (RTSP/HTTP) through OpenCV."""
 

@@ -11,6 +11,7 @@ from edge.config.source import SourceConfig
 from edge.formatting import one_line
 from edge.sources.base import SourceError
 
+
 class Picamera2Backend:
     """The Raspberry Pi camera through picamera2 (imported only when this source is chosen).
 

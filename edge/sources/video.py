@@ -12,6 +12,7 @@ from edge.sources.base import SourceError, quiet_opencv
 
 log = logging.getLogger("edge.sources")
 
+
 class VideoFileBackend:
     """A video file through OpenCV (FFmpeg); timestamps are media time."""
 
