@@ -31,7 +31,6 @@ setup(
     extras_require={
         "picamera": ["picamera2"],
         "train": ["tensorflow-cpu>=2.16; platform_machine=='x86_64'", "tensorflow>=2.16; platform_machine!='x86_64'",
-                  "matplotlib",
                   "openvino>=2023.0"],   # teacher A (training-time distillation only; models/teachers.py)
         # psutil: CPU and memory figures of bench/dashboard.py and bench/fleet.py
         "test": ["pytest>=7", "hypothesis>=6", "jsonschema>=4", "psutil"],
