@@ -82,10 +82,11 @@ class Event:
     device: str = ""
     seq: int = 0                                             # assigned by the queue, monotonic per device
     id: str = ""                                             # assigned by the queue, unique
+    instance: str | None = None                              # the publishing process (edge/publish/instance.py)
 
-    def stamped(self, device: str, seq: int, event_id: str | None = None) -> "Event":
-        """A copy carrying the device id, its sequence number and a unique id."""
-        return replace(self, device=device, seq=seq, id=event_id or new_event_id())
+    def stamped(self, device: str, seq: int, event_id: str | None = None, instance: str | None = None) -> "Event":
+        """A copy carrying the device id, its sequence number, a unique id and the publishing process's instance."""
+        return replace(self, device=device, seq=seq, id=event_id or new_event_id(), instance=instance)
 
     def to_dict(self) -> dict[str, Any]:
         """The published payload (schema edge/schemas/event.schema.json)."""
@@ -107,6 +108,8 @@ class Event:
             d["summary"] = self.summary.to_dict() if self.summary else None
         if self.snapshot is not None:
             d["snapshot"] = {"format": "jpeg", "data": base64.b64encode(self.snapshot).decode("ascii")}
+        if self.instance:
+            d["instance"] = self.instance
         return d
 
     def to_json(self) -> str:
@@ -127,7 +130,7 @@ class Event:
                    box=tuple(d["box"]) if d.get("box") else None, previous_label=d.get("previous_label"),
                    duration_s=d.get("duration_s"), emotions=d.get("emotions"), summary=summary,
                    snapshot=base64.b64decode(snap["data"]) if snap else None,
-                   device=d["device"], seq=int(d["seq"]), id=d["id"])
+                   device=d["device"], seq=int(d["seq"]), id=d["id"], instance=d.get("instance"))
 
 
 def _parse_iso(text: str) -> float:

@@ -6,6 +6,10 @@ broker, always in sequence order, and deletes each one from the queue when its P
 arrives (QoS 0: when written to the socket). Order is kept across reconnections: paho re-sends
 its unacknowledged messages first (in their original order) and the sender publishes nothing
 newer until those are acknowledged. Availability (`status`) uses a retained last will.
+
+The sink also listens to its own `status` topic: a status message of another process instance
+under the same device id (edge/publish/duplicate.py) is reported loudly, and this process moves to
+a client id of its own so that the two stop disconnecting each other.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ from edge.config.homeassistant import HomeAssistantConfig
 from edge.config.mqtt import ENV_PASSWORD, ENV_USERNAME, MqttConfig
 from edge.events import Event, publishable
 from edge.formatting import compact_json
+from edge.publish.duplicate import DuplicateWatch
+from edge.publish.instance import INSTANCE_ID, STARTED_EPOCH
 from edge.publish.mqtt_client import WILL_QOS, make_client
 from edge.publish.payloads import encode, stats_payload, status_payload
 from edge.publish.queue import EventQueue, QueueError
@@ -44,8 +50,10 @@ class MqttSink:
     """Durable, ordered MQTT publication of events, plus status, stats, per-camera state and discovery."""
 
     def __init__(self, device: str, cfg: MqttConfig, queue: EventQueue, events: EventsConfig | None = None,
-                 homeassistant: HomeAssistantConfig | None = None, cameras: Iterable[str] = ()) -> None:
+                 homeassistant: HomeAssistantConfig | None = None, cameras: Iterable[str] = (),
+                 instance: str | None = None) -> None:
         self.device = check_topic_level(device, "device id")
+        self.instance = instance or INSTANCE_ID
         self.cfg = cfg
         self.events_cfg = events or EventsConfig()
         self.queue = queue
@@ -61,6 +69,8 @@ class MqttSink:
                                    [check_topic_level(cam, "camera id") for cam in cameras])
         self._retained: dict[str, bytes] = {}  # further retained topics, re-sent on every connection
         self._subscriptions: dict[str, Callable[[bytes], None]] = {}
+        self._side_lock = threading.Lock()     # _retained and _subscriptions: paho's thread walks them
+        self.duplicates = DuplicateWatch(device, self.instance, STARTED_EPOCH)
         self._cond = threading.Condition()
         self._wake = False
         self._halt = False
@@ -79,8 +89,11 @@ class MqttSink:
         self._log_refused = LogEvery(log, cfg.log_interval_s, logging.ERROR)
         self._log_lost = LogEvery(log, cfg.log_interval_s, logging.WARNING)
         self._log_queue = LogEvery(log, cfg.log_interval_s, logging.ERROR)
+        self._log_duplicate = LogEvery(log, cfg.log_interval_s, logging.ERROR)
+        self._last_retry = 0.0
 
-        self.client = make_client(cfg, device, self.topics)
+        self.client = make_client(cfg, device, self.topics, self.instance)
+        self.client.message_callback_add(self.topics.status, self._on_status)
         self.client.on_pre_connect = self._on_pre_connect
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
@@ -114,7 +127,7 @@ class MqttSink:
         out = publishable(events, self.events_cfg)
         if out:
             try:
-                self.queue.append(out, self.device)
+                self.queue.append(out, self.device, self.instance)
             except QueueError as exc:
                 self.enqueue_errors += len(out)
                 self._log_queue("%s (%d events could not be queued since start)", exc, self.enqueue_errors)
@@ -125,10 +138,22 @@ class MqttSink:
 
     def stats(self) -> dict[str, Any]:
         """The publisher's part of the stats message: queue and connection."""
-        return {"queue": {"depth": self.queue.depth, "max_events": self.queue.max_events,
-                          "dropped": self.queue.dropped, "oldest_age_s": _round(self.queue.oldest_age_s())},
+        q = self.queue
+        return {"queue": {"depth": q.depth, "max_events": q.max_events, "dropped": q.dropped,
+                          "oldest_age_s": _round(q.oldest_age_s()), "held": q.held, "lost": q.lost,
+                          "store_errors": q.store_errors, "last_error": q.last_error},
                 "mqtt": {"connected": self._connected, "sent": self.sent, "reconnects": self.reconnects,
-                         "last_error": self.last_error}}
+                         "last_error": self.last_error, "instance": self.instance,
+                         "duplicate_instances": sorted(self.duplicates.others)}}
+
+    def problem(self) -> str | None:
+        """One line for the service's status when delivery is in trouble (queue not writable, duplicate id)."""
+        q = self.queue
+        if q.last_error is not None or q.held:
+            return f"event queue not writable: {q.held} events held in memory, {q.lost} lost"
+        if self.duplicates.others:
+            return f"device id {self.device!r} used by another process too"
+        return None
 
     def publish_stats(self, stats: dict[str, Any]) -> dict[str, Any]:
         """Publish a health report (retained, QoS 0; skipped while disconnected) and return it.
@@ -145,20 +170,30 @@ class MqttSink:
         """Keep a retained message on ``<prefix>/<device>/<subtopic>`` (e.g. ``config/state``), re-sent on reconnect."""
         data = encode(payload)
         topic = self.topics.sub(subtopic)
-        self._retained[topic] = data
+        with self._side_lock:
+            self._retained[topic] = data
         if self._connected:
             self.client.publish(topic, data, qos=SIDE_QOS, retain=True)
 
     def subscribe(self, subtopic: str, callback: Callable[[bytes], None]) -> None:
         """Call ``callback(payload)`` (in paho's thread: keep it short) for messages on ``<prefix>/<device>/<subtopic>``."""
-        topic = self.topics.sub(subtopic)
-        self._subscriptions[topic] = callback
+        self.subscribe_topic(self.topics.sub(subtopic), callback)
+
+    def subscribe_topic(self, topic: str, callback: Callable[[bytes], None]) -> None:
+        """Like :meth:`subscribe` for a whole topic (e.g. a group's ``<prefix>/group/<g>/config/set``)."""
+        with self._side_lock:
+            self._subscriptions[topic] = callback
         self.client.message_callback_add(topic, lambda _c, _u, msg: callback(msg.payload))
         if self._connected:
             self.client.subscribe(topic, qos=1)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Send what the queue holds for up to ``timeout`` s, say `stopped`, disconnect. Unsent events stay queued."""
+    def close(self, timeout: float = 5.0, status: str | None = "stopped") -> None:
+        """Send what the queue holds for up to ``timeout`` s, say ``status``, disconnect. Unsent events stay queued.
+
+        ``status=None`` says nothing: for a sink that is reopened at once on the same status topic,
+        where `stopped` then `online` would only make dashboards flicker (the clean DISCONNECT
+        discards the will, so the retained `online` stays until the new connection renews it).
+        """
         deadline = time.monotonic() + timeout
         while self._connected and self.queue.depth and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -166,9 +201,9 @@ class MqttSink:
             self._halt = True
             self._cond.notify()
         self._thread.join(timeout=2.0)
-        if self._connected:
-            info = self.client.publish(self.topics.status, status_payload("stopped", self.device), qos=SIDE_QOS,
-                                       retain=True)
+        if self._connected and status:
+            info = self.client.publish(self.topics.status, status_payload(status, self.device, self.instance),
+                                       qos=SIDE_QOS, retain=True)
             try:
                 info.wait_for_publish(max(0.2, deadline - time.monotonic()))
             except (RuntimeError, ValueError):
@@ -183,7 +218,8 @@ class MqttSink:
     def _on_pre_connect(self, client: paho.Client, userdata: Any) -> None:
         self.connect_attempts += 1
         # refresh the will's timestamp: it says when this connection was opened
-        client.will_set(self.topics.status, status_payload("offline", self.device), qos=WILL_QOS, retain=True)
+        client.will_set(self.topics.status, status_payload("offline", self.device, self.instance), qos=WILL_QOS,
+                        retain=True)
 
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
@@ -203,10 +239,15 @@ class MqttSink:
         self._window = min(self.cfg.max_inflight, receive_max) if receive_max else self.cfg.max_inflight
         for report in (self._log_unreachable, self._log_refused, self._log_lost):
             report.reset()      # a new outage is reported at once
-        client.publish(self.topics.status, status_payload("online", self.device), qos=SIDE_QOS, retain=True)
-        for topic, data in self._retained.items():
+        # Our own status first: a status of another instance under this device id arrives on it.
+        client.subscribe(self.topics.status, qos=0)
+        client.publish(self.topics.status, status_payload("online", self.device, self.instance), qos=SIDE_QOS,
+                       retain=True)
+        with self._side_lock:      # the main thread may add to them meanwhile: walk copies
+            retained, subscriptions = list(self._retained.items()), list(self._subscriptions)
+        for topic, data in retained:
             client.publish(topic, data, qos=SIDE_QOS, retain=True)
-        for topic in self._subscriptions:
+        for topic in subscriptions:
             client.subscribe(topic, qos=1)
         self.state.connected()
         with self._cond:
@@ -235,6 +276,30 @@ class MqttSink:
             self.last_error = f"connection to {self.address} lost ({reason})"
             self._log_lost("MQTT %s; queueing, reconnecting", self.last_error)
 
+    def _on_status(self, client: paho.Client, userdata: Any, msg: Any) -> None:
+        try:
+            seen = self.duplicates.check(msg.payload)
+            if seen is None:
+                return
+            other, state = seen
+            client_id = client._client_id.decode()
+            if not client_id.endswith(f"-{self.instance}"):
+                # Both processes would keep taking the shared client id from each other (the broker
+                # disconnects the older connection). paho has no setter; the id is read at each connect.
+                client_id = f"{client_id}-{self.instance}"
+                client._client_id = client_id.encode()
+            self._log_duplicate("MQTT: %s", self.duplicates.message(client_id))
+            alarm = encode(self.duplicates.alarm())
+            topic = self.topics.sub("duplicate")
+            with self._side_lock:
+                self._retained[topic] = alarm
+            client.publish(topic, alarm, qos=SIDE_QOS, retain=True)
+            if state != "online" and self._connected:      # its will or `stopped` must not hide that we are online
+                client.publish(self.topics.status, status_payload("online", self.device, self.instance),
+                               qos=SIDE_QOS, retain=True)
+        except Exception:     # never let a bad message stop paho's network thread
+            log.exception("MQTT: cannot handle a status message")
+
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         if reason.is_failure:   # MQTT 5 only: the broker refused this message (e.g. ACL); retrying will not help
             log.error("MQTT broker refused message %d: %s", mid, reason)
@@ -257,6 +322,7 @@ class MqttSink:
                 acks, self._acks = self._acks, deque()
                 qos0_lost, self._qos0_lost = self._qos0_lost, False
             try:
+                self._retry_queue()
                 self._apply_acks(acks)
                 if qos0_lost:       # QoS 0 messages cut off by a disconnect are gone: send them again
                     self._flush_acked()
@@ -268,6 +334,13 @@ class MqttSink:
             except Exception:   # keep the sender alive whatever happens; the events stay queued
                 log.exception("MQTT sender error; retrying")
                 time.sleep(0.5)
+
+    def _retry_queue(self) -> None:
+        # Events held in memory while the queue file refused writes: try again about once a second.
+        now = time.monotonic()
+        if (self.queue.held or self.queue.last_error) and now - self._last_retry >= 1.0:
+            self._last_retry = now
+            self.queue.retry()
 
     def _apply_acks(self, acks: Iterable[int]) -> None:
         done = [self._inflight.pop(mid) for mid in acks if mid in self._inflight]

@@ -13,11 +13,18 @@ from edge.events import SCHEMA_VERSION, iso_utc
 from edge.formatting import compact_json
 
 
-def status_payload(state: str, device: str) -> bytes:
-    """The retained availability message (schema edge/schemas/status.schema.json)."""
+def status_payload(state: str, device: str, instance: str | None = None) -> bytes:
+    """The retained availability message (schema edge/schemas/status.schema.json).
+
+    ``instance`` (this process's, edge/publish/instance.py) lets a second process with the same
+    device id be noticed (edge/publish/duplicate.py).
+    """
     now = time.time()
-    return compact_json({"v": SCHEMA_VERSION, "state": state, "device": device, "version": __version__,
-                         "ts": iso_utc(now), "epoch": round(now, 3)}).encode()
+    body = {"v": SCHEMA_VERSION, "state": state, "device": device, "version": __version__,
+            "ts": iso_utc(now), "epoch": round(now, 3)}
+    if instance:
+        body["instance"] = instance
+    return compact_json(body).encode()
 
 
 def stats_payload(device: str, started: float, stats: dict[str, Any], publisher: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,12 @@ whose deletion a crash prevented is sent again after the restart, with the same 
 
 When the queue holds ``max_events``, each new event pushes out the oldest one (drop oldest);
 drops are counted (:attr:`EventQueue.dropped`, in stats) and logged once per interval.
+
+When the file cannot be written (disk full, ``ulimit -f``, I/O error), events still get their
+seq and wait in a bounded memory buffer (``queue.max_held``) and are stored, in order, as soon as
+a write succeeds again; nothing is lost unless that buffer overflows, and what it pushes out is
+counted in :attr:`EventQueue.lost` and shows as a seq gap. Failures are counted, kept as
+:attr:`EventQueue.last_error` and logged once per interval, never raised at the caller.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -62,12 +69,20 @@ class EventQueue:
     Thread-safe: the pipeline's thread appends while the sender thread peeks and removes.
     """
 
-    def __init__(self, path: str | Path, max_events: int = 100_000, log_interval_s: float = 60.0) -> None:
+    def __init__(self, path: str | Path, max_events: int = 100_000, log_interval_s: float = 60.0,
+                 max_held: int = 10_000) -> None:
         self.path = Path(path)
         self.max_events = int(max_events)
+        self.max_held = int(max_held)
         self.dropped = 0                      # since this process opened the queue
+        self.lost = 0                         # pushed out of the full memory buffer: never sent
+        self.store_errors = 0                 # failed writes (stores and deletions) since start
+        self.last_error: str | None = None    # the last failed write; None once a write succeeded
+        self._held: deque[tuple[int, str, str, float]] = deque()   # stamped, not yet in the file
+        self._unremoved: list[int] = []       # acknowledged, but their deletion failed; retried
         self._lock = threading.Lock()
         self._log_full = LogEvery(log, log_interval_s)
+        self._log_store = LogEvery(log, log_interval_s, logging.ERROR)
         self._lockfile = self._take_lock()
         try:
             self._db = self._open()
@@ -78,10 +93,16 @@ class EventQueue:
             raise QueueError(f"queue.path {self.path}: not a usable fer-edge queue ({exc}); "
                              f"move the file away or set queue.path to a new file") from None
 
+    @property
+    def held(self) -> int:
+        """Events with a seq that wait in memory because the file could not take them."""
+        return len(self._held)
+
     @classmethod
     def from_config(cls, cfg: QueueConfig) -> "EventQueue":
         """Open the queue a config section names."""
-        return cls(Path(cfg.path) if cfg.path else default_queue_path(), cfg.max_events, cfg.log_interval_s)
+        return cls(Path(cfg.path) if cfg.path else default_queue_path(), cfg.max_events, cfg.log_interval_s,
+                   cfg.max_held)
 
     def _take_lock(self):
         # Two processes sending from one queue would interleave and duplicate: refuse the second.
@@ -121,72 +142,146 @@ class EventQueue:
             COMMIT;""")
         return db
 
-    def append(self, events: Iterable[Event], device: str) -> list[Event]:
-        """Stamp events with device, seq and id and commit them in one transaction; return the stamped events."""
+    def append(self, events: Iterable[Event], device: str, instance: str | None = None) -> list[Event]:
+        """Stamp events with device, seq, id (and instance) and commit them in one transaction; return them.
+
+        Never raises for a write failure: the events wait in memory (see the module docstring).
+        """
         stamped: list[Event] = []
         now = time.time()
         with self._lock:
             seq = self.last_seq
-            rows = []
             for ev in events:
                 seq += 1
-                ev = ev.stamped(device, seq, new_event_id())
+                ev = ev.stamped(device, seq, new_event_id(), instance)
                 stamped.append(ev)
-                rows.append((seq, ev.id, ev.to_json(), now))
-            if not rows:
+                self._held.append((seq, ev.id, ev.to_json(), now))
+            if not stamped:
                 return stamped
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                db.executemany("INSERT INTO events(seq, id, payload, created) VALUES (?, ?, ?, ?)", rows)
-                db.execute("UPDATE meta SET value=? WHERE key='seq'", (seq,))   # same transaction: no seq reused
-                excess = self.depth + len(rows) - self.max_events
-                if excess > 0:
-                    db.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)",
-                               (excess,))
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise QueueError(f"queue {self.path}: cannot store events ({exc}); disk full or file damaged?") from None
-            self.last_seq = seq
-            self.depth += len(rows)
-            if excess > 0:
-                self.depth -= excess
-                self.dropped += excess
+            self.last_seq = seq     # even if the file refuses them: what is lost later shows as a gap
+            excess = self._store()
         if excess > 0:
             self._log_full("event queue full (%d events, queue.max_events): dropped the oldest; %d dropped since start",
                            self.max_events, self.dropped)
         return stamped
 
-    def peek(self, after_seq: int = 0, limit: int = 100) -> list[QueuedEvent]:
-        """The oldest queued events with seq > ``after_seq``, in order."""
+    def retry(self) -> bool:
+        """Try again to store held events and delete acknowledged ones; True when nothing waits any more."""
         with self._lock:
-            rows = self._db.execute("SELECT seq, id, payload, created FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                                    (after_seq, limit)).fetchall()
+            if self._held or self._unremoved:
+                self._store()
+            return not self._held and not self._unremoved
+
+    def _store(self) -> int:
+        """Write the held events (and pending deletions) in one transaction; return how many were dropped.
+
+        Called with the lock held. On failure everything stays for the next attempt, except what
+        overflows the memory buffer.
+        """
+        rows = list(self._held)
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            if self._unremoved:
+                db.executemany("DELETE FROM events WHERE seq=?", [(s,) for s in self._unremoved])
+            db.executemany("INSERT INTO events(seq, id, payload, created) VALUES (?, ?, ?, ?)", rows)
+            db.execute("UPDATE meta SET value=? WHERE key='seq'", (self.last_seq,))   # same transaction: no seq reused
+            excess = self.depth + len(rows) - self.max_events
+            if excess > 0:
+                db.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)",
+                           (excess,))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            overflow = len(self._held) - self.max_held
+            for _ in range(max(0, overflow)):
+                self._held.popleft()            # the oldest go first, as in the file
+            self.lost += max(0, overflow)
+            self._failed(exc, "store events")
+            return 0
+        self._held.clear()
+        self._unremoved.clear()
+        self.depth += len(rows) - max(0, excess)
+        self.dropped += max(0, excess)
+        self._recovered(len(rows))
+        return excess
+
+    def _rollback(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def _failed(self, exc: sqlite3.Error, what: str) -> None:
+        self.store_errors += 1
+        first = self.last_error is None
+        self.last_error = f"queue {self.path}: cannot {what} ({exc}); disk full, file size limit or I/O error?"
+        if first:
+            self._log_store.reset()             # a new episode is reported at once
+        self._log_store("%s %d events held in memory (queue.max_held %d), %d lost since start; retrying",
+                        self.last_error, len(self._held), self.max_held, self.lost)
+
+    def _recovered(self, stored: int) -> None:
+        if self.last_error is not None:
+            log.warning("queue %s can be written again: %d held events stored; %d lost while it could not "
+                        "(%d failed writes)", self.path, stored, self.lost, self.store_errors)
+            self.last_error = None
+
+    def peek(self, after_seq: int = 0, limit: int = 100) -> list[QueuedEvent]:
+        """The oldest stored events with seq > ``after_seq``, in order ([] while the file cannot be read)."""
+        with self._lock:
+            try:
+                rows = self._db.execute("SELECT seq, id, payload, created FROM events WHERE seq > ? "
+                                        "ORDER BY seq LIMIT ?", (after_seq, limit)).fetchall()
+            except sqlite3.Error as exc:
+                self._failed(exc, "read events")
+                return []
         return [QueuedEvent(*r) for r in rows]
 
     def remove(self, seqs: Sequence[int]) -> int:
-        """Delete acknowledged events; return how many were still queued."""
+        """Delete acknowledged events; return how many were still queued (a failed deletion is retried later)."""
         if not seqs:
             return 0
         with self._lock:
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            cur = db.executemany("DELETE FROM events WHERE seq=?", [(s,) for s in seqs])
-            db.execute("COMMIT")
-            self.depth -= cur.rowcount
-            return cur.rowcount
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                cur = db.executemany("DELETE FROM events WHERE seq=?", [(s,) for s in [*self._unremoved, *seqs]])
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                self._unremoved.extend(seqs)    # sent and acknowledged: only the deletion waits
+                self.depth = max(0, self.depth - len(seqs))
+                self._failed(exc, "delete sent events")
+                return 0
+            removed = cur.rowcount - len(self._unremoved)
+            self.depth = max(0, self.depth - max(0, removed))
+            self._unremoved.clear()
+            return max(0, removed)
 
     def oldest_age_s(self) -> float | None:
         """Seconds the oldest queued event has waited, None when the queue is empty."""
         with self._lock:
-            row = self._db.execute("SELECT created FROM events ORDER BY seq LIMIT 1").fetchone()
+            try:
+                row = self._db.execute("SELECT created FROM events ORDER BY seq LIMIT 1").fetchone()
+            except sqlite3.Error:
+                return None
         return None if row is None else max(0.0, time.time() - row[0])
 
     def close(self) -> None:
-        """Close the file (a checkpoint folds the WAL back) and release the process lock."""
+        """Close the file (a checkpoint folds the WAL back) and release the process lock.
+
+        Held events get a last attempt; those the file still refuses are lost (counted, logged).
+        """
         with self._lock:
+            if self._db is not None and (self._held or self._unremoved):
+                self._store()
+                if self._held:
+                    self.lost += len(self._held)
+                    log.error("queue %s: %d events could not be stored before closing and are lost (seq %d-%d)",
+                              self.path, len(self._held), self._held[0][0], self._held[-1][0])
+                    self._held.clear()
             if self._db is not None:
                 try:
                     self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -18,7 +18,9 @@ from edge.config.mqtt import MqttConfig
 from edge.config.queue import QueueConfig
 from edge.events import Event, publishable
 from edge.formatting import compact_json
+from edge.publish.instance import INSTANCE_ID
 from edge.publish.mqtt import MqttSink
+from edge.publish.mqtt_client import check_tls_files
 from edge.publish.queue import EventQueue
 from edge.publish.topics import check_topic_level
 
@@ -33,7 +35,8 @@ class EventSink(Protocol):
     def publish_stats(self, stats: dict[str, Any]) -> dict[str, Any]: ...
     def publish_retained(self, subtopic: str, payload: dict[str, Any] | str | bytes) -> None: ...
     def subscribe(self, subtopic: str, callback: Callable[[bytes], None]) -> None: ...
-    def close(self, timeout: float = 5.0) -> None: ...
+    def problem(self) -> str | None: ...
+    def close(self, timeout: float = 5.0, status: str | None = "stopped") -> None: ...
 
 
 class StdoutSink:
@@ -58,7 +61,7 @@ class StdoutSink:
         with self._lock:
             for ev in publishable(list(events), self.events_cfg):
                 self.seq += 1
-                self.stream.write(ev.stamped(self.device, self.seq).to_json() + "\n")
+                self.stream.write(ev.stamped(self.device, self.seq, instance=INSTANCE_ID).to_json() + "\n")
             self.stream.flush()
 
     def publish_stats(self, stats: dict[str, Any]) -> dict[str, Any]:
@@ -74,8 +77,12 @@ class StdoutSink:
     def subscribe(self, subtopic: str, callback: Callable[[bytes], None]) -> None:
         """Nothing arrives without a broker."""
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Flush the stream."""
+    def problem(self) -> str | None:
+        """Writing to stdout has no delivery state to report."""
+        return None
+
+    def close(self, timeout: float = 5.0, status: str | None = "stopped") -> None:
+        """Flush the stream (there is no status topic)."""
         self.stream.flush()
 
 
@@ -89,7 +96,15 @@ def build_sink(device: str, events: EventsConfig | None = None, mqtt: MqttConfig
     check_topic_level(device, "device id")
     if mqtt is None or not mqtt.enabled or not mqtt.host:
         return StdoutSink(device, events)
-    return MqttSink(device, mqtt, EventQueue.from_config(queue or QueueConfig()), events, homeassistant, cameras)
+    check_tls_files(mqtt)           # before the queue is opened (and locked): nothing to undo on a bad file
+    q = EventQueue.from_config(queue or QueueConfig())
+    try:
+        return MqttSink(device, mqtt, q, events, homeassistant, cameras)
+    except BaseException:
+        # The queue is ours until the sink owns it: release its lock now, or the rollback's
+        # reopen of the previous config finds it "in use by another fer-edge process".
+        q.close()
+        raise
 
 
 def make_sink(cfg: AppConfig) -> EventSink:

@@ -87,9 +87,13 @@ def collect_stats(frames: int, faces_in_view: int, config_version: str | None, p
     return stats
 
 
-def status_line(frames: int, faces_in_view: int, config_version: str | None, fps: float | None = None) -> str:
-    """The systemd STATUS text: ``12.3 fps, 456 frames, 1 faces in view, config 0123abcd4567``."""
-    parts = [f"{fps:.1f} fps" if fps else None, f"{frames} frames", f"{faces_in_view} faces in view",
+def status_line(frames: int, faces_in_view: int, config_version: str | None, fps: float | None = None,
+                problem: str | None = None) -> str:
+    """The systemd STATUS text: ``12.3 fps, 456 frames, 1 faces in view, config 0123abcd4567``.
+
+    ``problem`` (e.g. the sink's "event queue not writable: ...") comes first when there is one.
+    """
+    parts = [problem, f"{fps:.1f} fps" if fps else None, f"{frames} frames", f"{faces_in_view} faces in view",
              f"config {config_version[:12]}" if config_version else None]
     return ", ".join(p for p in parts if p)
 

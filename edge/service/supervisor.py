@@ -215,7 +215,10 @@ class Service:
         self.notifier.status(self._status_line(stats.get("input_fps")))
 
     def _status_line(self, fps: float | None = None) -> str:
-        return status_line(self._frames, self._faces_in_view, self.loaded.version if self.loaded else None, fps)
+        # Delivery trouble (queue file not writable, duplicate device id) goes first: it is what
+        # `systemctl status` must show while frames keep being processed.
+        return status_line(self._frames, self._faces_in_view, self.loaded.version if self.loaded else None, fps,
+                           self.sink.problem() if self.sink is not None else None)
 
 
     def _install_signals(self) -> None:
@@ -344,7 +347,11 @@ class Service:
         """Close the sink, open one for ``new``; on failure the one for ``old`` is open again (ApplyError)."""
         with self._sink_lock:
             assert self.sink is not None
-            self.sink.close(1.0)
+            # Same broker and status topic: say nothing (the new connection renews `online`), or a
+            # dashboard sees stopped -> online for a change that never took the device away.
+            same_topic = (new.mqtt.host, new.mqtt.port, new.mqtt.prefix, new.device.id) == \
+                (old.mqtt.host, old.mqtt.port, old.mqtt.prefix, old.device.id)
+            self.sink.close(1.0, status=None if same_topic else "stopped")
             try:
                 self.sink = open_sink(new)
             except ApplyError:
