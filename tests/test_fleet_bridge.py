@@ -21,9 +21,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO  # noqa: E402
-from helpers.broker import HOST, Broker, free_port, mosquitto_available  # noqa: E402
+from bench.broker import HOST, Broker, free_port, mosquitto_available  # noqa: E402
 
-from edge.publish.mqtt import MqttConfig, MqttSink  # noqa: E402
+from edge.config.mqtt import MqttConfig  # noqa: E402
+from edge.publish.mqtt import MqttSink  # noqa: E402
 from edge.publish.queue import EventQueue  # noqa: E402
 
 pytestmark = [pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto"),

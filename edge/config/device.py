@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import socket
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from edge.config.base import ID_PATTERN, StrictModel
 
@@ -23,3 +23,17 @@ class DeviceConfig(StrictModel):
                                 "default: the hostname)")
     name: str = Field("", max_length=128, description="Human-readable name (e.g. for Home Assistant)")
     location: str = Field("", max_length=128, description="Where the device is installed (free text)")
+    groups: list[str] = Field(default_factory=list, max_length=16,
+                              description="Fleet groups this device belongs to: it also applies config changes sent "
+                                          "to <prefix>/group/<group>/config/set (precedence: this file < each group, "
+                                          "in this order < changes sent to the device itself; docs/fleet.md)")
+
+    @field_validator("groups")
+    @classmethod
+    def _group_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.match(ID_PATTERN, name):
+                raise ValueError(f"group {name!r}: use letters, digits, '-' or '_' (it is one MQTT topic level)")
+        if len(set(v)) != len(v):
+            raise ValueError("a group is listed twice")
+        return v

@@ -18,12 +18,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
+from edge.config import ConfigError, parse_yaml
+from edge.exitcodes import EXIT_OK, EXIT_USAGE
+from edge.fleet.model_push import push_model
 from edge.fleet.operator import Broker, Connection, Fleet, FleetError
-from edge.fleet.outcome import Answer, Tracker
+from edge.fleet.push import check_signing, report, send_and_wait, sign_body, target_of, targets, topic_of
+from edge.fleet.watch import follow_events
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if name == "push-model":
             p.add_argument("--card", help="model card (default: the model path with .json)")
             p.add_argument("--selftest", help="self-test faces (.npz: images, labels) sent with the model")
+            p.add_argument("--keep-blobs", action="store_true",
+                           help="leave the retained chunks on the broker (for devices that are offline now)")
     ev = sub.add_parser("events", help="follow events, de-duplicated by id (one JSON line each)")
     ev.add_argument("--device", default="+", help="one device id (default: all)")
     ev.add_argument("--count", type=int, default=0, help="exit after this many distinct events (0: never)")
@@ -68,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
                     args.ca_file, bool(args.ca_file))
     try:
         if args.action == "events":
-            from edge.fleet.watch import follow_events
             return follow_events(broker, args.device, args.count, args.timeout, args.session)
         with Connection(broker) as conn:
             fleet = Fleet(conn)
@@ -76,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
             if args.action == "list":
                 return _list(fleet, args.json)
             if args.action == "push-model":
-                from edge.fleet.model_push import push_model
                 return push_model(fleet, args, _secret(args))
             body = _read_change(args.file) if args.action == "push" else b"# action: rollback\n"
             return _push(fleet, args, body)
@@ -115,8 +117,6 @@ def _ago(epoch: float | None) -> str:
 # ---- push / rollback ----
 
 def _read_change(path: str) -> bytes:
-    from edge.config import ConfigError, parse_yaml
-
     try:
         body = Path(path).read_bytes()
     except OSError as exc:
@@ -128,58 +128,8 @@ def _read_change(path: str) -> bytes:
     return body
 
 
-def targets(fleet: Fleet, device: str | None, group: str | None) -> list[str]:
-    """The devices a push goes to; FleetError when none is known."""
-    if device:
-        if device not in fleet.devices:
-            known = ", ".join(sorted(fleet.devices)) or "none"
-            raise FleetError(f"device {device!r} has never published under {fleet.prefix}/ (known: {known})")
-        return [device]
-    members = fleet.members(group or "")
-    if not members:
-        raise FleetError(f"no device lists group {group!r} in its config/state (device.groups); "
-                         "`fer-edge fleet list` shows each device's groups")
-    return members
-
-
-def topic_of(fleet: Fleet, device: str | None, group: str | None, leaf: str) -> str:
-    return f"{fleet.prefix}/group/{group}/{leaf}" if group else f"{fleet.prefix}/{device}/{leaf}"
-
-
 def _secret(args: argparse.Namespace) -> str:
     return os.environ.get(args.secret_env, "")
-
-
-def check_signing(fleet: Fleet, devices: list[str], secret: str, secret_env: str) -> None:
-    """Refuse an unsigned push that devices would reject anyway (they say require_signature in config/state)."""
-    if secret:
-        return
-    strict = [d for d in devices if fleet.devices[d].config.get("require_signature")]
-    if strict:
-        raise FleetError(f"{len(strict)} device(s) require signed messages ({', '.join(strict[:5])}"
-                         f"{', ...' if len(strict) > 5 else ''}) and {secret_env} is not set: set it to the "
-                         "fleet's signing secret")
-
-
-def sign_body(body: bytes, secret: str, target: str) -> tuple[bytes, int | None]:
-    """The signed message for ``target`` (device/<id> or group/<g>) and its serial; unsigned: (body, None).
-
-    The signing is edge.signing's (replay-safe: signer, serial and target inside the signature).
-    """
-    if not secret:
-        return body, None
-    from edge.signing import SignatureError, new_serial, sign_message
-
-    serial = new_serial()
-    try:
-        return sign_message(body, secret.encode(), target, serial), serial
-    except SignatureError as exc:
-        raise FleetError(str(exc)) from None
-
-
-def target_of(device: str | None, group: str | None) -> str:
-    """The signed target a message is meant for (it must arrive on that target's topic)."""
-    return f"group/{group}" if group else f"device/{device}"
 
 
 def _push(fleet: Fleet, args: argparse.Namespace, body: bytes) -> int:
@@ -190,34 +140,6 @@ def _push(fleet: Fleet, args: argparse.Namespace, body: bytes) -> int:
     answers = send_and_wait(fleet, topic_of(fleet, args.device, args.group, "config/set"), payload, devices,
                             serial, args.timeout)
     return report(answers, args.json, "rollback" if args.action == "rollback" else "push")
-
-
-def send_and_wait(fleet: Fleet, topic: str, payload: bytes, devices: list[str], serial: int | None,
-                  timeout: float, kind: str = "config/state") -> list[Answer]:
-    """Publish ``payload`` on ``topic`` and collect each device's answer until all came or ``timeout``."""
-    tracker = Tracker(devices, serial, kind)
-    fleet.listeners.append(tracker.feed)
-    try:
-        tracker.sent()
-        fleet.conn.publish(topic, payload, qos=1)
-        fleet.wait(tracker.done, timeout)
-    finally:
-        fleet.listeners.remove(tracker.feed)
-    return tracker.finish()
-
-
-def report(answers: list[Answer], as_json: bool, what: str) -> int:
-    """Print one line per device; exit 1 unless every device took it."""
-    if as_json:
-        print(json.dumps([a.as_dict() for a in answers], indent=1))
-    else:
-        for a in answers:
-            when = f" after {a.after_s:.1f} s" if a.after_s is not None else ""
-            detail = f": {a.detail}" if a.detail else ""
-            print(f"{a.device}: {a.outcome}{when}{detail}")
-        ok = sum(a.took_it for a in answers)
-        print(f"{what}: {ok} of {len(answers)} device(s) took it")
-    return EXIT_OK if all(a.took_it for a in answers) else EXIT_SOME_FAILED
 
 
 def main(argv: list[str] | None = None) -> int:

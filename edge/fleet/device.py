@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.config import ConfigError, Document, LoadedConfig, Problem, RemoteConfigConfig, parse_yaml, validate_document
+from edge.events import iso_utc
 from edge.fleet.layers import DEVICE_LAYER, LayerState, LayerStore, effective, group_layer, groups_of
-from edge.remote_config import message_mode
+from edge.service.remote_config import message_mode
 from edge.signing import ReplayGuard, Signed, SignatureError, has_signature, verify_message
 
 SOURCE = "config/set message"
@@ -126,26 +128,8 @@ class FleetConfig:
 
     def _verify(self, payload: bytes, layer: str, settings: RemoteConfigConfig,
                 env: Mapping[str, str]) -> Signed | None:
-        # The rules of docs/config.md: a present signature is always checked when the secret is
-        # known; with require_signature an unsigned message, or a missing secret, is rejected.
-        secret = env.get(settings.secret_env, "")
-        if not has_signature(payload):
-            if settings.require_signature:
-                raise _reject("unsigned message rejected: service.remote_config.require_signature is on")
-            return None
-        if not secret:
-            if settings.require_signature:
-                raise _reject(f"cannot check signatures: environment variable {settings.secret_env} is not set "
-                              "on the device")
-            return None
         target = f"group/{layer.partition(':')[2]}" if layer != DEVICE_LAYER else f"device/{self.device_id}"
-        try:
-            signed = verify_message(payload, secret.encode(), target)
-            if self.guard is not None and self.guard.check(signed) == "duplicate":
-                raise Duplicate(signed)
-        except SignatureError as exc:
-            raise _reject(str(exc)) from None
-        return signed
+        return verify_payload(payload, target, settings, env, self.guard)
 
     def commit(self, prepared: Prepared) -> None:
         """The prepared config runs: save its layers (atomic write) and record its serial."""
@@ -153,6 +137,33 @@ class FleetConfig:
         self.state = prepared.state
         if self.guard is not None and prepared.signed is not None:
             self.guard.record(prepared.signed)
+
+
+def verify_payload(payload: bytes, target: str, settings: RemoteConfigConfig, env: Mapping[str, str],
+                   guard: ReplayGuard | None) -> Signed | None:
+    """Signature and serial of a message that arrived on ``target``'s topic; None for an accepted unsigned one.
+
+    The rules of docs/config.md: a present signature is always checked when the secret is known;
+    with require_signature an unsigned message, or a missing secret, is rejected. Raises ConfigError
+    (one line), or :class:`Duplicate` for a serial already applied.
+    """
+    secret = env.get(settings.secret_env, "")
+    if not has_signature(payload):
+        if settings.require_signature:
+            raise _reject("unsigned message rejected: service.remote_config.require_signature is on")
+        return None
+    if not secret:
+        if settings.require_signature:
+            raise _reject(f"cannot check signatures: environment variable {settings.secret_env} is not set "
+                          "on the device")
+        return None
+    try:
+        signed = verify_message(payload, secret.encode(), target)
+        if guard is not None and guard.check(signed) == "duplicate":
+            raise Duplicate(signed)
+    except SignatureError as exc:
+        raise _reject(str(exc)) from None
+    return signed
 
 
 def _action(body: bytes) -> str:
@@ -183,10 +194,6 @@ def state_payload(version: str | None, error: str | None, serial: int | None = N
     ``groups`` and ``require_signature`` let the operator's tool find group members and refuse an
     unsigned push before sending it.
     """
-    import time
-
-    from edge.events import iso_utc
-
     payload = {"v": 1, "ok": error is None, "version": version, "error": error, "ts": iso_utc(time.time()),
                "groups": list(groups or []), "require_signature": require_signature}
     if serial is not None:

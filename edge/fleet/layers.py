@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.remote_config import merge_patch, write_config
+from edge.service.remote_config import merge_patch, write_config
 
 DEVICE_LAYER = "device"
 GROUP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable
 
 import paho.mqtt.client as paho
@@ -216,7 +217,6 @@ class Fleet:
 def _epoch(ts: Any) -> float | None:
     if not isinstance(ts, str):
         return None
-    from datetime import datetime
     try:
         return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
     except ValueError:
