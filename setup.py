@@ -18,7 +18,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["edge", "edge.*"]),
-    package_data={"edge": ["schemas/*.json", "model/*.tflite", "model/*.json"]},
+    package_data={"edge": ["schemas/*.json", "sources/demo_data/*", "model/*.tflite", "model/*.json",
+                           # the dashboard's page: plain HTML/JS/CSS, served from the installed package
+                           "dashboard/static/*.html", "dashboard/static/*.js", "dashboard/static/*.css",
+                           "dashboard/static/*.svg"]},
     install_requires=[
         "numpy>=1.23",
         "opencv-python-headless>=4.8,<5",   # OpenCV 5 dropped the Haar cascades
@@ -32,8 +35,9 @@ setup(
         "picamera": ["picamera2"],
         "train": ["tensorflow-cpu>=2.16; platform_machine=='x86_64'", "tensorflow>=2.16; platform_machine!='x86_64'",
                   "openvino>=2023.0"],   # teacher A (training-time distillation only; models/teachers.py)
-        # psutil: CPU and memory figures of bench/dashboard.py and bench/fleet.py
-        "test": ["pytest>=7", "hypothesis>=6", "jsonschema>=4", "psutil"],
+        # psutil: CPU and memory figures of bench/dashboard.py and bench/fleet.py;
+        # selenium: drives Debian's chromium + chromium-driver (apt) in the dashboard's browser tests
+        "test": ["pytest>=7", "hypothesis>=6", "jsonschema>=4", "psutil", "selenium>=4.10"],
     },
     entry_points={"console_scripts": ["fer-edge=edge.cli:main"]},
 )

@@ -29,9 +29,10 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from edge.events import Event, EventsConfig, Summary, iso_utc  # noqa: E402
-from edge.publish.mqtt import MqttConfig  # noqa: E402
-from edge.publish.queue import QueueConfig  # noqa: E402
+from edge.events import Event, Summary, iso_utc  # noqa: E402
+from edge.config.events import EventsConfig  # noqa: E402
+from edge.config.mqtt import MqttConfig  # noqa: E402
+from edge.config.queue import QueueConfig  # noqa: E402
 from edge.publish.sink import build_sink  # noqa: E402
 
 LABELS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")

@@ -7,7 +7,7 @@ from typing import Any
 from edge.dashboard.feed import Feed
 from edge.dashboard.model import Fleet, Limits
 from edge.dashboard.server import DashboardServer, Hub
-from edge.publish.mqtt import MqttConfig
+from edge.config.mqtt import MqttConfig
 
 
 class Dashboard:

@@ -21,6 +21,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from edge.config import ConfigError, default_path, load_file
+from edge.config.mqtt import MqttConfig
+from edge.dashboard.app import Dashboard
+from edge.dashboard.model import Limits
+from edge.exitcodes import EXIT_MODEL, EXIT_OK, EXIT_USAGE
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The dashboard's options: where the broker is, how to log in, where to serve the page."""
@@ -42,11 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-devices", type=int, default=1000, help="devices kept at most (default 1000)")
 
 
-def mqtt_settings(args: argparse.Namespace) -> Any:
+def mqtt_settings(args: argparse.Namespace) -> MqttConfig:
     """The MqttConfig from --config (if any) with the flags applied; ValueError with one line if unusable."""
-    from edge.config import ConfigError, default_path, load_file
-    from edge.publish.mqtt import MqttConfig
-
     data: dict[str, Any] = {}
     path = args.config
     if path is None and not args.broker and default_path().is_file():
@@ -86,9 +89,6 @@ def mqtt_settings(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Serve the dashboard until SIGTERM/SIGINT; returns the exit code."""
-    from edge.dashboard.app import Dashboard
-    from edge.dashboard.model import Limits
-
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("edge.dashboard")
     try:
@@ -98,10 +98,10 @@ def run(args: argparse.Namespace) -> int:
         dashboard = Dashboard(cfg, args.bind, args.port, Limits(max_devices=args.max_devices))
     except ValueError as exc:
         print(f"fer-edge dashboard: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except OSError as exc:
         print(f"fer-edge dashboard: {exc} (choose another --port)", file=sys.stderr)
-        return 3
+        return EXIT_MODEL
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -113,4 +113,4 @@ def run(args: argparse.Namespace) -> int:
         log.info("dashboard at %s (devices under %s/ on %s)", dashboard.url, cfg.prefix, dashboard.feed.address)
         print(f"dashboard: {dashboard.url}", flush=True)
         stop.wait()
-    return 0
+    return EXIT_OK

@@ -19,7 +19,9 @@ from typing import Any, Callable
 import paho.mqtt.client as paho
 
 from edge.dashboard.model import Fleet
-from edge.publish.mqtt import MqttConfig, Topics, make_client
+from edge.config.mqtt import MqttConfig
+from edge.publish.topics import Topics
+from edge.publish.mqtt_client import make_client
 from edge.publish.ratelimit import LogEvery
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,8 @@ class Feed:
         self.connected = False
         self.error: str | None = None
         self.since = time.time()
-        self.address = f"{cfg.host}:{cfg.port or (8883 if cfg.tls.enabled else 1883)}"
+        self.port = cfg.port or (8883 if cfg.tls.enabled else 1883)
+        self.address = f"{cfg.host}:{self.port}"
         self._log_trouble = LogEvery(log, cfg.log_interval_s, logging.WARNING)
         self._log_rejected = LogEvery(log, cfg.log_interval_s, logging.WARNING)
         # own client id: reusing a device's would make the broker disconnect that device
@@ -63,7 +66,7 @@ class Feed:
 
     def start(self) -> "Feed":
         """Connect in the background (returns at once; the page shows the broker's state)."""
-        self.client.connect_async(self.cfg.host, int(self.address.rsplit(":", 1)[1]), self.cfg.keepalive_s)
+        self.client.connect_async(self.cfg.host, self.port, self.cfg.keepalive_s)
         self.client.loop_start()
         return self
 

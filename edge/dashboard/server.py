@@ -11,7 +11,6 @@ kiosk never makes the server's memory grow.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import deque
@@ -19,6 +18,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Callable
+
+from edge.formatting import compact_json
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Hub:
         self._lock = threading.Lock()
 
     def broadcast(self, change: dict[str, Any]) -> None:
-        text = json.dumps(change, separators=(",", ":"))
+        text = compact_json(change)
         with self._lock:
             pages = list(self._pages)
         for page in pages:
@@ -157,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._stream()
         if path == "/api/fleet":
             with self.app.lock:
-                body = json.dumps(self.app.snapshot(), separators=(",", ":")).encode()
+                body = compact_json(self.app.snapshot()).encode()
             return self._send(HTTPStatus.OK, body, "application/json")
         if path == "/healthz":
             return self._send(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
@@ -180,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self) -> None:
         with self.app.lock:           # no change can slip between the snapshot and the queue
             page = self.app.hub.add()
-            first = json.dumps(self.app.snapshot(), separators=(",", ":")) if page else ""
+            first = compact_json(self.app.snapshot()) if page else ""
         if page is None:
             return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many dashboard pages open\n", "text/plain")
         try:

@@ -6,6 +6,7 @@ does not); :func:`collect_stats` gathers the figures the stats message carries.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,19 @@ def collect_stats(frames: int, faces_in_view: int, config_version: str | None, p
         src = parts.source.stats
         stats["source"] = {"state": src.state, "frames": src.frames, "dropped": src.dropped,
                            "failures": src.failures, "last_error": src.last_error or None}
+        if parts.preview is not None:      # only with preview.mjpeg.enabled: where a dashboard may link to it
+            stats["preview"] = {"mjpeg": preview_link(parts.preview.cfg.host, parts.preview.port)}
     temp = cpu_temperature()
     if temp is not None:
         stats["cpu_temp_c"] = temp
     return stats
+
+
+def preview_link(host: str, port: int) -> str:
+    """The MJPEG preview's address as others reach it: a wildcard bind (0.0.0.0, ::) is named by this host's name."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
 def status_line(frames: int, faces_in_view: int, config_version: str | None, fps: float | None = None,

@@ -71,14 +71,15 @@ function drawTimeline(canvas, summaries, nowS, windowS) {
     if (total > max) max = total;
   }
   const x = (t) => left + ((t - t0) / windowS) * pw;
-  // axes and grid: every 10 minutes, labelled with minutes ago
+  // axes and grid: about six lines, at 1, 2, 5, 10, 15 or 30 minutes, labelled with minutes ago
+  const step = [1, 2, 5, 10, 15, 30].find((m) => windowS / 60 / m <= 6) || 60;
   ctx.strokeStyle = fg; ctx.fillStyle = fg; ctx.globalAlpha = 0.25; ctx.lineWidth = 1;
   ctx.beginPath();
-  for (let m = 0; m <= windowS / 60; m += 10) { const gx = x(nowS - m * 60); ctx.moveTo(gx, top); ctx.lineTo(gx, top + ph); }
+  for (let m = 0; m <= windowS / 60; m += step) { const gx = x(nowS - m * 60); ctx.moveTo(gx, top); ctx.lineTo(gx, top + ph); }
   ctx.moveTo(left, top + ph); ctx.lineTo(left + pw, top + ph);
   ctx.stroke();
-  ctx.globalAlpha = 0.9; ctx.textAlign = "center"; ctx.textBaseline = "top";
-  for (let m = 0; m <= windowS / 60; m += 10) { ctx.textAlign = m ? "center" : "right"; ctx.fillText(m ? `-${m} min` : "now", x(nowS - m * 60), top + ph + font * 0.3); }
+  ctx.globalAlpha = 0.9; ctx.textBaseline = "top";
+  for (let m = 0; m <= windowS / 60; m += step) { ctx.textAlign = m ? "center" : "right"; ctx.fillText(m ? `-${m} min` : "now", x(nowS - m * 60), top + ph + font * 0.3); }
   ctx.textAlign = "right"; ctx.textBaseline = "middle";
   const unit = summaries.some((e) => (e.summary || {}).seconds) ? "s" : "";
   ctx.fillText(max ? `${fmtNum(max)}${unit}` : "0", left - font * 0.3, top + font * 0.5);

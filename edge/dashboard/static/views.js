@@ -142,6 +142,13 @@ function renderFleet(Dash, main, full) {
   main.querySelector("#ticker").replaceChildren(...(rows.length ? rows : [h("li", { class: "muted" }, "no event yet")]));
 }
 
+/* seconds the timeline spans: the last hour, or ?window=MINUTES (5 .. the server's summary window) */
+function timelineWindow(Dash) {
+  const full = Dash.limits.summary_window_s;
+  const asked = Number(new URLSearchParams(location.search).get("window")) * 60;
+  return asked > 0 ? Math.min(full, Math.max(300, asked)) : full;
+}
+
 function cameraPanel(Dash, dev, name, cam) {
   const st = cam.state || { faces: 0, mix: {}, dominant: null };
   const canvas = h("canvas", { class: "timeline" });
@@ -155,10 +162,10 @@ function cameraPanel(Dash, dev, name, cam) {
         h("small", null, st.faces === 1 ? "face in view" : "faces in view")),
       h("div", { class: "grow" }, h("div", { class: "dominant" }, st.dominant ? `mostly ${st.dominant}` : "—"),
         C.mixBar(st.mix || {}, true))),
-    h("h3", null, "Last hour (face-seconds per summary interval)"), canvas, C.legend(C.orderedLabels(Object.fromEntries([...labels].map((l) => [l, 1])))),
+    h("h3", null, `Last ${timelineWindow(Dash) >= 3600 ? "hour" : Math.round(timelineWindow(Dash) / 60) + " minutes"} (face-seconds per emotion, per summary interval)`), canvas, C.legend(C.orderedLabels(Object.fromEntries([...labels].map((l) => [l, 1])))),
     dev.per_face ? h("h3", null, "Latest events") : h("p", { class: "tag" }, "aggregate only: this device publishes summaries and the emotion mix, no per-face events"),
     dev.per_face ? h("ol", { class: "events" }, events.length ? events.map((e) => eventRow(e, false)) : h("li", { class: "muted" }, "no event yet")) : null);
-  requestAnimationFrame(() => C.drawTimeline(canvas, cam.summaries, Date.now() / 1000, Dash.limits.summary_window_s));
+  requestAnimationFrame(() => C.drawTimeline(canvas, cam.summaries, Date.now() / 1000, timelineWindow(Dash)));
   return panel;
 }
 
