@@ -2,6 +2,7 @@
 
     fer-edge recognize --source 0                  # the first camera, in an OpenCV window (q or Esc quits)
     fer-edge recognize --source clip.mp4 --mjpeg 8090 --no-window   # watch at http://127.0.0.1:8090/
+    fer-edge recognize --demo                      # the built-in demo clip, no camera needed
 
 It runs the same FrameProcessor as the service (detect every N frames, track, classify at a rate);
 ``--events`` also prints the events as JSON lines through the same sink as ``fer-edge run`` without
@@ -25,15 +26,19 @@ from edge.exitcodes import EXIT_MODEL, EXIT_OK, EXIT_USAGE
 from edge.frame_processor import FrameProcessor
 from edge.preview import MjpegServer, annotate, display_problem
 from edge.publish import EventSink, StdoutSink
-from edge.sources import Source, open_source
+from edge.sources import Source, missing_file, open_source
+from edge.sources.demo import as_demo
 
 PROG = "fer-edge recognize"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """--source, pipeline options, --mjpeg/--host, --no-window, --events, --max-frames."""
-    parser.add_argument("--source", metavar="URI", help="camera index (0), device, video file, image folder or "
-                        "rtsp:// URL (default: the config's source.uri)")
+    """--source or --demo, pipeline options, --mjpeg/--host, --no-window, --events, --max-frames."""
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--source", metavar="URI", help="camera index (0), device, video file, image folder, "
+                      "rtsp:// URL or 'demo' (default: the config's source.uri)")
+    what.add_argument("--demo", action="store_true", help="the built-in demo clip at its frame rate (two faces "
+                      "come and go, 12 s): no camera or file needed")
     add_pipeline_arguments(parser)
     parser.add_argument("--mjpeg", type=int, metavar="PORT", nargs="?", const=-1,
                         help="also serve the preview as MJPEG over HTTP (default port: the config's)")
@@ -47,6 +52,8 @@ def _config(args: argparse.Namespace) -> AppConfig:
     cfg = load_config(args.config) if args.config else AppConfig()
     if args.source is not None:
         cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"uri": args.source, "kind": "auto"})})
+    if args.demo:
+        cfg = cfg.model_copy(update={"source": as_demo(cfg.source)})
     mjpeg = cfg.preview.mjpeg
     if args.mjpeg is not None:
         mjpeg = mjpeg.model_copy(update={"enabled": True, **({"port": args.mjpeg} if args.mjpeg >= 0 else {})})
@@ -73,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: nothing to show: give --mjpeg PORT or --events, or run where a window can open",
               file=sys.stderr)
         return EXIT_USAGE
+    if problem := missing_file(cfg.source):    # before the models load: one line, nothing else
+        print(f"{PROG}: {problem}", file=sys.stderr)
+        return EXIT_MODEL
     args.config = Path(args.config) if args.config else None
     analyzer, code = analyzer_from_args(args, PROG)
     if analyzer is None:

@@ -14,7 +14,7 @@ from edge.interpreter import ModelError
 from edge.preview import MjpegServer
 from edge.publish import EventSink, make_sink
 from edge.publish.queue import QueueError
-from edge.sources import Source, open_source
+from edge.sources import Source, missing_file, open_source
 
 
 class ApplyError(RuntimeError):
@@ -33,6 +33,9 @@ class Parts:
 
 def build_parts(cfg: AppConfig, reuse_analyzer: FaceAnalyzer | None = None) -> Parts:
     """Analyzer (models), processor, source and preview for ``cfg``; ApplyError with one line if not."""
+    problem = missing_file(cfg.source)      # before the models load: the only line a wrong path prints
+    if problem:
+        raise ApplyError(problem)
     try:
         analyzer = reuse_analyzer if reuse_analyzer is not None else FaceAnalyzer(cfg)
         processor = FrameProcessor(cfg, analyzer=analyzer)

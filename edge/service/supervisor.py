@@ -43,6 +43,7 @@ from edge.service.parts import ApplyError, Parts, build_parts, close_parts, open
 from edge.service.remote_config import ConfigInbox, load_with_fallback, prepare_update, write_config
 from edge.service.worker import PipelineThread
 from edge.sources import Source
+from edge.sources.demo import as_demo
 from edge.types import Frame
 
 log = logging.getLogger("edge.service")
@@ -54,8 +55,9 @@ MAX_PENDING_MESSAGES = 8      # config messages waiting to be applied; more are 
 class Service:
     """``fer-edge run``: the main loop. ``run()`` returns the process exit code."""
 
-    def __init__(self, cfg_path: str | Path, notifier: Notifier | None = None) -> None:
+    def __init__(self, cfg_path: str | Path, notifier: Notifier | None = None, *, demo: bool = False) -> None:
         self.path = Path(cfg_path)
+        self.demo = demo                        # --demo: the built-in clip instead of the configured source
         self.notifier = notifier or Notifier()
         self.loaded: LoadedConfig | None = None
         self.parts: Parts | None = None
@@ -86,7 +88,7 @@ class Service:
         self.notifier.status("starting")
         self.loaded, self._startup_error = load_with_fallback(self.path)
         _set_log_level(self.cfg)
-        parts = build_parts(self.cfg)
+        parts = self.build_parts(self.cfg, None)
         try:
             self.sink = open_sink(self.cfg)
         except ApplyError:
@@ -340,7 +342,9 @@ class Service:
             self.parts.preview = None
 
     def build_parts(self, cfg: AppConfig, reuse_analyzer: FaceAnalyzer | None) -> Parts:
-        """New parts for ``cfg`` (ApplyError if they cannot be built)."""
+        """New parts for ``cfg`` (ApplyError if they cannot be built); with ``demo``, its source is the demo."""
+        if self.demo:
+            cfg = cfg.model_copy(update={"source": as_demo(cfg.source)})
         return build_parts(cfg, reuse_analyzer=reuse_analyzer)
 
     def reopen_sink(self, new: AppConfig, old: AppConfig) -> None:

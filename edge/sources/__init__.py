@@ -10,9 +10,11 @@ frame rate. Live sources (cameras, streams, picamera2) are read by a grab thread
 the newest frame, so a slow consumer always gets a fresh picture; frames it never saw are counted
 in ``dropped``.
 """
-from edge.sources.base import IMAGE_EXTENSIONS, LIVE_KINDS, VIDEO_EXTENSIONS, SourceError, SourceStats, redact, resolve_kind
+from edge.sources.base import (IMAGE_EXTENSIONS, LIVE_KINDS, VIDEO_EXTENSIONS, SourceError, SourceStats, missing_file,
+                               redact, resolve_kind)
 from edge.sources.images import list_images, read_image
 from edge.sources.source import Source, open_source
 
 __all__ = ["IMAGE_EXTENSIONS", "LIVE_KINDS", "VIDEO_EXTENSIONS", "Source", "SourceError", "SourceStats", "list_images",
+           "missing_file",
            "open_source", "read_image", "redact", "resolve_kind"]

@@ -20,14 +20,22 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts"})
 
 
-SourceKind = Literal["image", "folder", "video", "camera", "stream", "picamera2"]
+SourceKind = Literal["image", "folder", "video", "camera", "stream", "picamera2", "demo"]
 
 
 LIVE_KINDS = frozenset({"camera", "stream", "picamera2"})
 
 
 class SourceError(RuntimeError):
-    """A source that cannot be opened or read; the message is one line a person can act on."""
+    """A source that cannot be opened or read; the message is one line a person can act on.
+
+    ``hint`` says what to check (device node, group...); the Source reports it with the first
+    failure only, so that a service retrying for hours does not repeat it at every attempt.
+    """
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 class Stalled(SourceError):
@@ -52,6 +60,8 @@ def resolve_kind(cfg: SourceConfig) -> SourceKind:
     if cfg.kind != "auto":
         return cfg.kind
     uri = cfg.uri.strip()
+    if uri == "demo":
+        return "demo"
     if re.fullmatch(r"picamera2(:\d+)?", uri):
         return "picamera2"
     if uri.isdigit() or uri.startswith("/dev/video"):
@@ -64,6 +74,26 @@ def resolve_kind(cfg: SourceConfig) -> SourceKind:
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return "image"
     return "video"
+
+
+FILE_KINDS = {"video": "video file", "image": "image file", "folder": "folder"}
+
+
+def missing_file(cfg: SourceConfig) -> str | None:
+    """One line saying that a file source's path does not exist, or None (also for every other kind).
+
+    Checked once when a service or command starts: a file that is not there will not appear by
+    retrying, unlike a camera that may be plugged in later (cameras are not checked here).
+    """
+    kind = resolve_kind(cfg)
+    if kind not in FILE_KINDS:
+        return None
+    path = Path(cfg.uri.strip().removeprefix("file://")).expanduser()
+    if path.exists():
+        return None
+    what = "file or folder" if cfg.kind == "auto" else FILE_KINDS[kind]
+    return (f"source.uri: {path}: no such {what} (check the path; `fer-edge run --demo` plays the built-in "
+            "demo without any file or camera)")
 
 
 def quiet_opencv() -> None:

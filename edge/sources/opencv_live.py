@@ -1,12 +1,31 @@
 """Backend: a V4L2/USB camera (index or device) or an RTSP/HTTP stream through OpenCV."""
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge.config.source import SourceConfig
 from edge.sources.base import SourceError, SourceKind, quiet_opencv, redact
+
+CAMERA_HINT = ("check that the camera is plugged in (`ls /dev/video*` lists it) and that this user is in the "
+               "'video' group (`sudo usermod -aG video $USER`, then log in again); to try fer-edge without "
+               "a camera: fer-edge run --demo")
+
+
+def camera_problem(uri: str) -> str:
+    """Why camera ``uri`` (an index or /dev/videoN) may not open, from its device node (Linux)."""
+    node = f"/dev/video{uri}" if uri.isdigit() else uri
+    if not sys.platform.startswith("linux") or not node.startswith("/dev/"):
+        return "not found or busy"
+    if not Path(node).exists():
+        return f"no device node {node}"
+    if not os.access(node, os.R_OK | os.W_OK):
+        return f"{node} exists, but this user may not open it"
+    return f"{node} is busy (another program?) or not a capture device"
 
 
 class OpenCVLiveBackend:
@@ -36,9 +55,9 @@ class OpenCVLiveBackend:
             what = f"stream {redact(uri)}"
         if not cap.isOpened():
             cap.release()
-            hint = "is it plugged in, and is this user in the 'video' group?" if self.kind == "camera" \
-                else "is the URL right and the server reachable?"
-            raise SourceError(f"{what} cannot be opened ({hint})")
+            if self.kind == "camera":
+                raise SourceError(f"{what} cannot be opened ({camera_problem(uri)})", hint=CAMERA_HINT)
+            raise SourceError(f"{what} cannot be opened (is the URL right and the server reachable?)")
         if self.kind == "camera":
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)   # do not let the driver queue stale frames
             if self.cfg.width:

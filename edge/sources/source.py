@@ -11,6 +11,7 @@ import numpy as np
 
 from edge.config.source import SourceConfig
 from edge.sources.base import LIVE_KINDS, Backend, SourceError, SourceKind, SourceStats, Stalled, redact, resolve_kind
+from edge.sources.demo import DemoBackend
 from edge.sources.grabber import LatestFrameGrabber
 from edge.sources.images import ImageBackend
 from edge.sources.opencv_live import OpenCVLiveBackend
@@ -35,6 +36,7 @@ class Source:
         self._closed = threading.Event()
         self._grabber: LatestFrameGrabber | None = None
         self._index = 0
+        self._hinted = False          # what to check has been said (once per source)
 
     def _backend(self) -> Backend:
         if self.kind in ("image", "folder"):
@@ -43,6 +45,8 @@ class Source:
             return VideoFileBackend(self.cfg)
         if self.kind == "picamera2":
             return Picamera2Backend(self.cfg, self._picamera_factory)
+        if self.kind == "demo":
+            return DemoBackend()
         return OpenCVLiveBackend(self.cfg, self.kind)
 
     def describe(self) -> str:
@@ -131,7 +135,10 @@ class Source:
         self.stats.last_error = str(exc)
         self.stats.state = "reopening"
         limit = f"/{self.cfg.max_reopens}" if self.cfg.max_reopens else ""
-        log.warning("source: %s (failure %d%s in a row)", exc, failures_in_row, limit)
+        hint = ""
+        if exc.hint and not self._hinted:
+            hint, self._hinted = f" - {exc.hint}", True
+        log.warning("source: %s (failure %d%s in a row)%s", exc, failures_in_row, limit, hint)
         if self.cfg.max_reopens and failures_in_row >= self.cfg.max_reopens:
             self.stats.state = "failed"
             raise SourceError(f"{self.describe()}: giving up after {failures_in_row} failures in a row: "
