@@ -1,0 +1,111 @@
+"""A config change, planned and carried out without a running service (edge/service/reconfigure.py)."""
+from __future__ import annotations
+
+import pytest
+
+from edge.config import AppConfig, load_text
+from edge.service.parts import ApplyError
+from edge.service.reconfigure import PersistError, apply_change, execute, plan_change
+
+
+def cfg(text: str = "") -> AppConfig:
+    return load_text(text).config
+
+
+class FakeAnalyzer:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeSource:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeParts:
+    def __init__(self, analyzer=None) -> None:
+        self.analyzer, self.source, self.preview = analyzer or FakeAnalyzer(), FakeSource(), None
+
+
+class Recorder:
+    """Stands in for the service: records what execute() asks of it (reconfigure.Reconfigurable)."""
+
+    def __init__(self, fail: str | None = None) -> None:
+        self.parts, self.calls, self.fail = FakeParts(), [], fail
+
+    def _call(self, name: str, *args) -> None:
+        self.calls.append(name)
+        if self.fail == name:
+            raise ApplyError(f"{name} failed")
+
+    def release_preview(self) -> None:
+        self._call("release_preview")
+
+    def build_parts(self, cfg, reuse_analyzer):
+        self._call("build_parts")
+        self.built = FakeParts(reuse_analyzer)
+        return self.built
+
+    def reopen_sink(self, new, old) -> None:
+        self._call("reopen_sink")
+
+    def subscribe(self, cfg) -> None:
+        self._call("subscribe")
+
+    def swap_parts(self, parts) -> None:
+        self._call("swap_parts")
+        self.parts = parts
+
+    def reconfigure_processor(self, cfg) -> None:
+        self._call("reconfigure_processor")
+
+
+def test_plan_names_what_each_change_needs():
+    base = cfg()
+    assert plan_change(base, base).changed == frozenset()
+    live = plan_change(base, cfg("tracking: {min_hits: 2}"))
+    assert live.reconfigure_processor and not live.restart_pipeline and not live.reopen_sink
+    models = plan_change(base, cfg("detector: {type: haar}"))
+    assert models.restart_pipeline and models.new_analyzer and not models.reconfigure_processor
+    source = plan_change(base, cfg("source: {uri: clip.mp4}"))
+    assert source.restart_pipeline and not source.new_analyzer
+    events = plan_change(base, cfg("events: {aggregate_only: true}"))       # both the processor and the sink
+    assert events.reconfigure_processor and events.reopen_sink
+    assert plan_change(base, cfg("stats: {interval_s: 5}")).live_settings == {"stats"}
+    assert plan_change(base, cfg("service: {remote_config: {enabled: true}}")).subscribe
+
+
+def test_execute_builds_before_it_swaps_and_reuses_the_models_for_a_new_source():
+    svc = Recorder()
+    analyzer = svc.parts.analyzer
+    actions = execute(plan_change(cfg(), cfg("source: {uri: clip.mp4}")), cfg(), cfg("source: {uri: clip.mp4}"), svc)
+    assert svc.calls == ["build_parts", "swap_parts"]
+    assert svc.parts.analyzer is analyzer and actions == ["pipeline restarted (source)"]
+
+
+def test_a_sink_that_cannot_open_closes_the_new_parts_and_keeps_the_old():
+    svc = Recorder(fail="reopen_sink")
+    old_parts = svc.parts
+    new = cfg("detector: {type: haar}\ndevice: {id: other}")
+    with pytest.raises(ApplyError):
+        execute(plan_change(cfg(), new), cfg(), new, svc)
+    assert svc.calls == ["build_parts", "reopen_sink"] and svc.parts is old_parts
+    assert not old_parts.source.closed and not old_parts.analyzer.closed
+    assert svc.built.source.closed and svc.built.analyzer.closed
+
+
+def test_a_failed_write_puts_the_old_config_back():
+    svc = Recorder()
+    new = cfg("tracking: {min_hits: 2}")
+
+    def write() -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(PersistError) as exc:
+        apply_change(svc, cfg(), new, write)
+    assert exc.value.cause.errno == 28
+    assert svc.calls == ["reconfigure_processor", "reconfigure_processor"]      # there and back again
