@@ -91,8 +91,8 @@ def main() -> int:
     ap.add_argument("--png", type=Path, default=Path(__file__).with_name("alignment.png"))
     args = ap.parse_args()
     data = default_data_dir()
-    blaze = make_detector(BlazeFaceConfig(fallback_to_haar=False, min_score=0.5))
-    haar = make_detector(HaarConfig())
+    blaze = make_detector(BlazeFaceConfig(profile="kiosk", fallback_to_haar=False, min_score=0.5))
+    haar = make_detector(HaarConfig(profile="kiosk"))
     cfg = AlignConfig()
 
     fer = list(load_split("valid", data).images[: args.n])

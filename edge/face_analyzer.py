@@ -16,7 +16,7 @@ from edge.classify import EmotionModel
 from edge.config.align import AlignConfig
 from edge.config.detector import BlazeFaceConfig, DetectorConfig
 from edge.config.model import ModelConfig
-from edge.detect import FaceDetector, make_detector
+from edge.detect import FaceDetector, ProfileDetector, make_detector
 from edge.timing import StageClock
 from edge.types import Classification, Detection, Frame
 
@@ -74,7 +74,10 @@ class FaceAnalyzer:
     def detect(self, frame: Frame | np.ndarray) -> list[Detection]:
         """Faces in the frame, largest first."""
         t = time.perf_counter()
-        dets = self.detector.detect(_image(frame))
+        if isinstance(self.detector, ProfileDetector) and isinstance(frame, Frame):
+            dets = self.detector.detect_at(frame.image, frame.timestamp)   # the profile's timing: media time
+        else:
+            dets = self.detector.detect(_image(frame))
         self.clock.add("detect", time.perf_counter() - t)
         return dets
 

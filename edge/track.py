@@ -170,11 +170,23 @@ class Tracker:
             tr.box = tr.predicted_box(t)
 
     def update(self, detections: list[Detection], t: float) -> TrackChanges:
-        """Associate this frame's detections (taken at time ``t``) with the tracks; start, confirm, end tracks."""
+        """Associate this frame's detections (taken at time ``t``) with the tracks; start, confirm, end tracks.
+
+        Two passes: sure detections (``new_track_score`` and above) against every track, by overlap or
+        centre distance; then the less sure ones against the confirmed tracks still unmatched, by
+        overlap only. Only sure detections start tracks.
+        """
         changes = TrackChanges()
+        for tr in [tr for tr in self.tracks if tr.confirmed and t - tr.last_seen > self.cfg.max_age_s]:
+            self.tracks.remove(tr)                # unseen too long (e.g. the camera was off): it left
+            changes.removed.append(tr)
         self.predict(t)
-        matches, unmatched_tracks, unmatched_dets = self._associate(detections)
-        for tr, det in matches:
+        sure = [d for d in detections if d.score >= self.cfg.new_track_score]
+        unsure = [d for d in detections if d.score < self.cfg.new_track_score]
+        matches, rest, unmatched_dets = self._associate(self.tracks, sure, centre_distance=True)
+        second, missed, _ = self._associate([tr for tr in rest if tr.confirmed], unsure, centre_distance=False)
+        unmatched_tracks = missed + [tr for tr in rest if not tr.confirmed]
+        for tr, det in matches + second:
             self._correct(tr, det, t)
             if tr.confirmed:
                 self._accrue(tr, t, changes)
@@ -204,11 +216,11 @@ class Tracker:
         self.tracks = []
         return changes
 
-    def _associate(self, detections: list[Detection]) -> tuple[list[tuple[Track, Detection]], list[Track],
-                                                              list[Detection]]:
-        """Greedy matching: best-overlapping pairs first, then nearest centres; each used once."""
+    def _associate(self, tracks: list[Track], detections: list[Detection], centre_distance: bool) \
+            -> tuple[list[tuple[Track, Detection]], list[Track], list[Detection]]:
+        """Greedy matching: best-overlapping pairs first, then (``centre_distance``) nearest centres; each used once."""
         pairs = []
-        for i, tr in enumerate(self.tracks):
+        for i, tr in enumerate(tracks):
             tcx, tcy = centre(tr.box)
             for j, det in enumerate(detections):
                 overlap = iou(tr.box, det.box)
@@ -216,7 +228,7 @@ class Tracker:
                 width = max(tr.box[2], det.box[2], 1e-6)
                 distance = math.hypot(dcx - tcx, dcy - tcy) / width
                 ratio = det.box[2] / max(tr.box[2], 1e-6)
-                near = distance <= self.cfg.max_center_distance and 0.5 <= ratio <= 2.0
+                near = centre_distance and distance <= self.cfg.max_center_distance and 0.5 <= ratio <= 2.0
                 if overlap >= self.cfg.iou_threshold or near:
                     pairs.append((-overlap, distance, i, j))
         pairs.sort()
@@ -228,8 +240,8 @@ class Tracker:
                 continue
             used_t.add(i)
             used_d.add(j)
-            matches.append((self.tracks[i], detections[j]))
-        return (matches, [tr for i, tr in enumerate(self.tracks) if i not in used_t],
+            matches.append((tracks[i], detections[j]))
+        return (matches, [tr for i, tr in enumerate(tracks) if i not in used_t],
                 [d for j, d in enumerate(detections) if j not in used_d])
 
     def _correct(self, tr: Track, det: Detection, t: float) -> None:

@@ -97,7 +97,7 @@ def test_aligned_photos_are_framed_like_ferplus():
     from models.ferplus import load_split
 
     require_shared("ferplus", "ferplus_eval.npz")
-    det = make_detector(BlazeFaceConfig(fallback_to_haar=False))
+    det = make_detector(BlazeFaceConfig(profile="kiosk", fallback_to_haar=False))
     fer = list(load_split("valid").images[:300])
     photos = [cv2.imread(str(p)) for p, _ in taiwanese_subset(6)]
     aligned = [align_face(img, det.detect(img)[0]) for img in photos]

@@ -13,10 +13,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from conftest import REPO
 from conftest_pipeline import read_video_frames, require_blazeface, taiwanese_subset
-from edge.config.detector import BlazeFaceConfig, DetectorConfig, HaarConfig
+from edge.config.detector import (BlazeFaceConfig, BlazeFaceOptions, DetectorConfig, HaarConfig, HaarOptions,
+                                  YuNetConfig)
 from edge.detect import make_detector
-from edge.detect.blazeface import ANCHORS, LANDMARKS, BlazeFaceDetector, weighted_nms
-from edge.detect.fetched import BLAZEFACE_SHORT
+from edge.detect.blazeface import LANDMARKS, BlazeFaceDetector, weighted_nms
+from edge.detect.fetched import BLAZEFACE_FULL, BLAZEFACE_SHORT, find_fetched_model
 from edge.detect.haar import HaarDetector
 from edge.interpreter import ModelError, sha256_file
 
@@ -32,23 +33,40 @@ def photos():
 @pytest.fixture(scope="module")
 def blazeface():
     require_blazeface()
-    return make_detector(BlazeFaceConfig(fallback_to_haar=False))
+    return make_detector(BlazeFaceConfig(profile="kiosk", fallback_to_haar=False))
 
 
 def test_config_is_chosen_by_type():
     adapter = TypeAdapter(DetectorConfig)
-    assert isinstance(adapter.validate_python({"type": "haar", "min_neighbors": 3}), HaarConfig)
-    assert isinstance(adapter.validate_python({"type": "blazeface", "threads": 2}), BlazeFaceConfig)
+    haar = adapter.validate_python({"type": "haar", "min_neighbors": 3})    # the older flat form still reads
+    assert isinstance(haar, HaarConfig) and haar.haar.min_neighbors == 3
+    blaze = adapter.validate_python({"type": "blazeface", "threads": 2})
+    assert isinstance(blaze, BlazeFaceConfig) and blaze.blazeface.threads == 2
+    assert isinstance(adapter.validate_python({"type": "yunet"}), YuNetConfig)
     with pytest.raises(ValidationError, match="model_path"):
-        adapter.validate_python({"type": "haar", "model_path": "x.tflite"})   # a BlazeFace key under haar
+        adapter.validate_python({"type": "haar", "model_path": "x.tflite"})   # a BlazeFace key, flat, under haar
     with pytest.raises(ValidationError):
         adapter.validate_python({"type": "yolo"})
 
 
+def test_switching_detector_in_the_shipped_config_is_one_line(tmp_path):
+    """Issue 12.9: only `type:` changes; every other key stays valid whichever backend is chosen."""
+    from edge.config import load_file
+
+    shipped = (REPO / "config.yaml").read_text()
+    assert shipped.count("\n  type: blazeface ") == 1
+    for backend in ("haar", "yunet", "blazeface"):
+        path = tmp_path / f"{backend}.yaml"
+        path.write_text(shipped.replace("\n  type: blazeface ", f"\n  type: {backend} "))
+        loaded = load_file(path, env={}).config
+        assert loaded.detector.type == backend and loaded.detector.profile == "auto"
+
+
 def test_anchor_layout_matches_the_model():
-    assert ANCHORS.shape == (896, 2)
-    assert np.allclose(ANCHORS[0], [0.5 / 16, 0.5 / 16]) and np.allclose(ANCHORS[1], ANCHORS[0])   # 2 per cell
-    assert np.allclose(ANCHORS[512], [0.5 / 8, 0.5 / 8]) and np.allclose(ANCHORS[517], ANCHORS[512])  # 6 per cell
+    anchors = BlazeFaceDetector.ANCHORS
+    assert anchors.shape == (896, 2)
+    assert np.allclose(anchors[0], [0.5 / 16, 0.5 / 16]) and np.allclose(anchors[1], anchors[0])   # 2 per cell
+    assert np.allclose(anchors[512], [0.5 / 8, 0.5 / 8]) and np.allclose(anchors[517], anchors[512])  # 6 per cell
 
 
 def test_weighted_nms_merges_overlaps_and_keeps_separate_faces():
@@ -118,7 +136,8 @@ def test_tiles_find_the_small_faces_of_a_crowd(blazeface):
     cap.release()
     assert ok
     assert blazeface.detect(frame) == []
-    tiled = make_detector(BlazeFaceConfig(fallback_to_haar=False, tile_px=320, min_face_px=8)).detect(frame)
+    tiled = make_detector(BlazeFaceConfig(profile="kiosk", fallback_to_haar=False, tile_px=320, min_face_px=8,
+                                          min_score=0.5)).detect(frame)
     assert len(tiled) >= 8
     boxes = np.array([d.box for d in tiled])
     assert (boxes[:, 2] < 90).all()                         # small faces, each reported once:
@@ -130,7 +149,7 @@ def test_tiles_find_the_small_faces_of_a_crowd(blazeface):
 
 
 def test_haar_finds_faces_and_mostly_eyes(photos):
-    haar = make_detector(HaarConfig())
+    haar = make_detector(HaarConfig(profile="kiosk"))
     assert haar.detector_id == "haar-frontalface_default+eyes"
     found = with_eyes = 0
     for image, _ in photos:
@@ -146,17 +165,17 @@ def test_haar_finds_faces_and_mostly_eyes(photos):
 
 
 def test_haar_without_eye_search_has_no_landmarks(photos):
-    dets = make_detector(HaarConfig(eyes=False)).detect(photos[0][0])
+    dets = make_detector(HaarConfig(profile="kiosk", eyes=False)).detect(photos[0][0])
     assert dets and dets[0].landmarks == {}
 
 
 def test_missing_haar_cascade_is_one_clear_error(tmp_path):
     with pytest.raises(ModelError, match="Haar cascade not found: nope.xml"):
-        HaarDetector(HaarConfig(cascade="nope.xml"))
+        HaarDetector(HaarOptions(cascade="nope.xml"))
     bad = tmp_path / "bad.xml"
     bad.write_text("<opencv_storage><broken")
     with pytest.raises(ModelError, match="could not be loaded as a Haar cascade"):
-        HaarDetector(HaarConfig(cascade=str(bad)))
+        HaarDetector(HaarOptions(cascade=str(bad)))
 
 
 def _corrupt_copy(tmp_path: Path) -> Path:
@@ -170,16 +189,16 @@ def _corrupt_copy(tmp_path: Path) -> Path:
 def test_corrupt_blazeface_model_is_one_clear_error(tmp_path):
     bad = _corrupt_copy(tmp_path)
     with pytest.raises(ModelError) as info:
-        BlazeFaceDetector(BlazeFaceConfig(model_path=str(bad)))
+        BlazeFaceDetector(BlazeFaceOptions(model_path=str(bad)))
     assert "is not the pinned BlazeFace model" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(ModelError, match="could not be loaded as a TFLite model"):
-        BlazeFaceDetector(BlazeFaceConfig(model_path=str(bad), verify_sha256=False))
+        BlazeFaceDetector(BlazeFaceOptions(model_path=str(bad), verify_sha256=False))
 
 
 def test_corrupt_blazeface_falls_back_to_haar_with_one_warning(tmp_path, caplog, photos):
     bad = _corrupt_copy(tmp_path)
     caplog.set_level(logging.WARNING, "edge.detect")
-    det = make_detector(BlazeFaceConfig(model_path=str(bad)))
+    det = make_detector(BlazeFaceConfig(profile="kiosk", model_path=str(bad)))
     assert isinstance(det, HaarDetector)
     assert len(caplog.records) == 1 and "using the Haar detector instead" in caplog.records[0].getMessage()
     assert det.detect(photos[0][0])
@@ -194,14 +213,13 @@ def test_missing_blazeface_model_says_how_to_fetch(tmp_path, monkeypatch):
     if Path("/var/lib/fer-edge/models", BLAZEFACE_SHORT.filename).exists():
         pytest.skip("a system-wide BlazeFace model is installed in /var/lib/fer-edge/models")
     with pytest.raises(ModelError, match="deploy/fetch_models.py"):
-        BlazeFaceDetector(BlazeFaceConfig())
+        BlazeFaceDetector(BlazeFaceOptions())
 
 
 def test_models_dir_search_order(tmp_path, monkeypatch):
     real = require_blazeface()
     (tmp_path / BLAZEFACE_SHORT.filename).write_bytes(real.read_bytes())
     monkeypatch.setenv("FER_EDGE_MODELS", str(tmp_path))
-    from edge.detect.fetched import find_fetched_model
     assert find_fetched_model(BLAZEFACE_SHORT.filename) == tmp_path / BLAZEFACE_SHORT.filename
 
 
@@ -228,6 +246,10 @@ def test_fetch_keeps_a_verified_install_and_replaces_a_bad_one(tmp_path, capsys)
     models = tmp_path / "models"
     models.mkdir()
     (models / BLAZEFACE_SHORT.filename).write_bytes(real.read_bytes())
+    full = find_fetched_model(BLAZEFACE_FULL.filename)
+    if full is None:
+        pytest.skip("BlazeFace full-range not fetched: run `python deploy/fetch_models.py`")
+    (models / BLAZEFACE_FULL.filename).write_bytes(full.read_bytes())
     assert fetch_models.main([str(models)]) == 0                     # no download needed
     assert "already installed and verified" in capsys.readouterr().out
     data = fetch_models.install(BLAZEFACE_SHORT, real.read_bytes(), tmp_path / "other")

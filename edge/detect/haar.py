@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from edge.config.detector import HaarConfig
+from edge.config.detector import CommonDetectorOptions, HaarOptions
 from edge.detect.base import keep_largest
 from edge.interpreter import ModelError
 from edge.types import Detection
@@ -39,8 +39,12 @@ def load_cascade(name: str) -> "cv2.CascadeClassifier":
 class HaarDetector:
     """Haar cascade faces, plus eye landmarks where the eye cascade finds both eyes."""
 
-    def __init__(self, cfg: HaarConfig | None = None) -> None:
-        self.cfg = cfg or HaarConfig()
+    def __init__(self, opts: HaarOptions | None = None, common: CommonDetectorOptions | None = None,
+                 detect_width: int | None = None) -> None:
+        self.cfg = opts or HaarOptions()
+        self.common = common or CommonDetectorOptions()
+        # the profile's search width (kiosk: detect_width, room: room_width); None: detect_width
+        self.detect_width = self.cfg.detect_width if detect_width is None else detect_width
         self.faces = load_cascade(self.cfg.cascade)
         self.eyes = load_cascade(self.cfg.eye_cascade) if self.cfg.eyes else None
         self.detector_id = f"haar-{Path(self.cfg.cascade).stem.removeprefix('haarcascade_')}" + \
@@ -52,11 +56,11 @@ class HaarDetector:
 
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         h, w = gray.shape
-        scale = min(1.0, self.cfg.detect_width / w) if self.cfg.detect_width else 1.0
+        scale = min(1.0, self.detect_width / w) if self.detect_width else 1.0
         small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
             if scale < 1.0 else gray
         small = cv2.equalizeHist(small)
-        min_px = max(20, round(self.cfg.min_face_px * scale))
+        min_px = max(20, round(self.common.min_face_px * scale))
         rects, neighbours = self.faces.detectMultiScale2(small, scaleFactor=self.cfg.scale_factor,
                                                         minNeighbors=self.cfg.min_neighbors,
                                                         minSize=(min_px, min_px))
@@ -66,7 +70,7 @@ class HaarDetector:
             # Haar gives no probability: more overlapping hits = surer; min_neighbors hits scores 0.5.
             score = float(n) / (float(n) + self.cfg.min_neighbors)
             dets.append(Detection(box=tuple(float(v) for v in box), score=score))
-        dets = keep_largest(dets, self.cfg)
+        dets = keep_largest(dets, self.common)
         if self.eyes is not None:               # only for the faces kept: the eye search is the costly part
             for det in dets:
                 det.landmarks.update(self._find_eyes(gray, det.box))
