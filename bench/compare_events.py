@@ -7,8 +7,8 @@ own PYTHONPATH (``python -m edge.cli run``), so the two never share code. Both r
 explicit config (``bench/compare_events.yaml``: the shipped config.yaml of the restructure's base,
 detector and thresholds spelled out) and the same emotion model (BEFORE's shipped .tflite and card,
 taken with ``git show``), so a later change of a default or of the shipped model does not show up
-as a difference. Events are normalised: ``id`` becomes its index, ``ts``/``epoch``/``summary.start``
-are dropped; everything else (types, order, seq, track ids, labels, scores, boxes, dwell times,
+as a difference. Events are normalised: ``id`` becomes its index, ``instance`` (per process), ``ts``, ``epoch`` and
+``summary.start`` are dropped; everything else (types, order, seq, track ids, labels, scores, boxes, dwell times,
 histograms) must match byte for byte. Exit code 0 identical, 1 different, 2 usage error.
 """
 from __future__ import annotations
@@ -26,7 +26,8 @@ VIDEOS = ROOT.parent / "shared" / "data" / "video"
 CONFIG = Path(__file__).resolve().parent / "compare_events.yaml"
 # Where the shipped model lived in the base revision, then after the restructure.
 MODEL_PATHS = ("models/fer_emotion_int8.tflite", "edge/model/fer_emotion_int8.tflite")
-TIME_KEYS = ("id", "ts", "epoch")
+# Per-event and per-process ids (``instance``: one per running process, since issue 12.6) and wall-clock times.
+TIME_KEYS = ("id", "instance", "ts", "epoch")
 # Config profiles each video runs under: the shipped one, and BlazeFace over 320-px tiles (the crowd
 # video's small faces give ~100 events there, against one summary with the shipped profile).
 PROFILES = {"shipped": (), "tiled": (("tile_px: 0 ", "tile_px: 320 "),)}
