@@ -82,10 +82,13 @@ class Connection:
         if broker.username:
             self.client.username_pw_set(broker.username, broker.password)
         self._handlers: list[tuple[str, Callable[[str, bytes], None]]] = []
+        self._lock = threading.Lock()
+        self._subacks: dict[int, threading.Event] = {}
         self._connected = threading.Event()
         self._refused: str | None = None
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         try:
             self.client.connect(broker.host, broker.port, keepalive=30)
         except (OSError, ssl.SSLError) as exc:
@@ -113,22 +116,20 @@ class Connection:
     def subscribe(self, pattern: str, handler: Callable[[str, bytes], None], qos: int = 1,
                   timeout: float = 5.0) -> None:
         """Call ``handler(topic, payload)`` for every message on ``pattern``; returns once subscribed."""
-        done = threading.Event()
         self._handlers.append((pattern, handler))
-        _, mid = self.client.subscribe(pattern, qos)
-        previous = self.client.on_subscribe
-
-        def on_subscribe(client: paho.Client, userdata: Any, m: int, reasons: Any, props: Any) -> None:
-            if m == mid:
-                if any(getattr(r, "is_failure", False) for r in reasons):
-                    self._refused = f"the broker refused the subscription to {pattern} (ACL?)"
-                done.set()
-        self.client.on_subscribe = on_subscribe
+        with self._lock:          # the SUBACK may come before subscribe() returns: register under the lock
+            _, mid = self.client.subscribe(pattern, qos)
+            done = self._subacks.setdefault(mid, threading.Event())
         if not done.wait(timeout):
             raise FleetError(f"the broker at {self.broker.address} did not confirm the subscription to {pattern}")
-        self.client.on_subscribe = previous
         if self._refused:
             raise FleetError(self._refused)
+
+    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        if any(getattr(r, "is_failure", False) for r in reasons):
+            self._refused = "the broker refused a subscription (does its ACL let this user read the fleet's topics?)"
+        with self._lock:
+            self._subacks.setdefault(mid, threading.Event()).set()
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, timeout: float = 10.0) -> None:
         """Publish and wait for the broker's acknowledgement."""
