@@ -60,8 +60,8 @@ class Signed:
     signer: str
     serial: int
     target: str
-    body: bytes            # every byte after the signature line (the header lines are YAML comments)
-    digest: str            # sha256 (hex) of ``body``: tells a duplicate from another message
+    body: bytes            # the document: the signed bytes without the header lines (line numbers as written)
+    digest: str            # sha256 (hex) of every signed byte: tells a duplicate from another message
 
     @property
     def stream(self) -> str:
@@ -159,7 +159,7 @@ def verify_message(payload: bytes, key: bytes, target: str) -> Signed:
         raise SignatureError(f"serial {serial_text!r} is not a whole number from 1 to {MAX_SERIAL}")
     if msg_target != target:
         raise SignatureError(f"signed for {msg_target}, but it arrived on the topic of {target}")
-    return Signed(signer, int(serial_text), msg_target, rest, hashlib.sha256(rest).hexdigest())
+    return Signed(signer, int(serial_text), msg_target, _strip_header(rest), hashlib.sha256(rest).hexdigest())
 
 
 def _leading_comments(body: bytes) -> list[bytes]:

@@ -1,4 +1,7 @@
-"""Writing the config safely, and the pure parts of remote config (signature, merge, mode, size)."""
+"""Writing files safely, and the pure parts of remote config (merge, mode, lockout).
+
+Signing and replays: tests/test_signing.py; the whole path of a message: tests/test_remote_hardening.py.
+"""
 from __future__ import annotations
 
 import os
@@ -10,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError, RemoteConfigConfig, load_file, load_text
-from edge.service.remote_config import backup_path, check_signature, merge_patch, message_mode, prepare_update, sign, write_config
+from edge.config import ConfigError, load_file, load_text
+from edge.service.remote_config import backup_path, merge_patch, message_mode, refuse_lockout, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "s3cret"
@@ -100,37 +103,6 @@ def test_a_failed_write_leaves_the_file_alone(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]      # no temporary file left
 
 
-# --- signatures --------------------------------------------------------------------------------
-
-REQUIRED = RemoteConfigConfig(enabled=True, require_signature=True)
-OPTIONAL = RemoteConfigConfig(enabled=True)
-ENV = {"FER_EDGE_CONFIG_SECRET": SECRET}
-
-
-def test_signature_round_trip_and_openssl_compatible_format():
-    body = b"stats:\n  interval_s: 5\n"
-    signed = sign(body, SECRET.encode())
-    assert signed.startswith(b"# signature: sha256=") and signed.endswith(body)
-    assert check_signature(signed, REQUIRED, ENV) == body
-    assert check_signature(signed.replace(b"# signature:", b"#signature:"), REQUIRED, ENV) == body
-
-
-@pytest.mark.parametrize("payload,settings,env,match", [
-    (b"stats: {}\n", REQUIRED, ENV, "unsigned message rejected"),
-    (sign(b"stats: {}\n", b"other"), REQUIRED, ENV, "signature does not match"),
-    (sign(b"stats: {}\n", b"other"), OPTIONAL, ENV, "signature does not match"),   # present: always checked
-    (sign(b"stats: {}\n", SECRET.encode()), REQUIRED, {}, "FER_EDGE_CONFIG_SECRET is not set"),
-    (b"# signature: sha256=" + b"0" * 64 + b"\nstats: {}\n", REQUIRED, ENV, "signature does not match"),
-])
-def test_bad_signatures(payload, settings, env, match):
-    with pytest.raises(ConfigError, match=match):
-        check_signature(payload, settings, env)
-
-
-def test_optional_signing_accepts_unsigned_messages():
-    assert check_signature(b"stats: {}\n", OPTIONAL, ENV) == b"stats: {}\n"
-
-
 # --- merge, mode, preparation ------------------------------------------------------------------
 
 def test_merge_patch_is_rfc7396():
@@ -148,56 +120,8 @@ def test_message_mode():
         message_mode(b"# mode: patch\n")
 
 
-def test_prepare_update_merges_and_keeps_env_references():
-    current = load_text("mqtt:\n  host: ${MQTT_HOST:-localhost}\nstats:\n  interval_s: 30\n", env={})
-    update = prepare_update(b"stats:\n  interval_s: 10\n", current, OPTIONAL, env={})
-    assert update.mode == "merge"
-    assert update.loaded.config.stats.interval_s == 10 and update.loaded.config.mqtt.host == "localhost"
-    assert "${MQTT_HOST:-localhost}" in update.text                      # the secret stays a reference
-    assert load_text(update.text, env={}).version == update.loaded.version
-
-
-def test_prepare_update_refuses_to_lock_itself_out():
-    current = load_text("", env={})
+def test_a_change_that_would_lock_remote_config_out_is_refused():
+    locked = load_text("service:\n  remote_config:\n    enabled: true\n    require_signature: true\n", env={})
     with pytest.raises(ConfigError, match="no later message could be accepted"):
-        prepare_update(b"service:\n  remote_config:\n    enabled: true\n    require_signature: true\n",
-                       current, OPTIONAL, env={})
-
-
-def test_prepare_update_size_limit_comes_first():
-    current = load_text("", env={})
-    small = RemoteConfigConfig(enabled=True, max_payload_bytes=256)
-    with pytest.raises(ConfigError, match="message too large: 300 bytes"):
-        prepare_update(b"\xff" * 300, current, small, env={})
-
-
-def test_the_openssl_recipe_of_docs_config_md(tmp_path):
-    # the exact shell lines of docs/config.md, "Signing messages"
-    import shutil
-
-    if not shutil.which("openssl"):
-        pytest.skip("openssl not installed")
-    (tmp_path / "patch.yaml").write_bytes(b"schedule:\n  detect_every: 3\n")
-    script = ("secret='the shared secret'\n"
-              "sig=$(openssl dgst -sha256 -hmac \"$secret\" -r < patch.yaml | cut -d' ' -f1)\n"
-              "{ printf '# signature: sha256=%s\\n' \"$sig\"; cat patch.yaml; } > signed.yaml\n")
-    doc = (ROOT / "docs" / "config.md").read_text()
-    assert script in doc
-    subprocess.run(["bash", "-c", script], cwd=tmp_path, check=True)
-    signed = (tmp_path / "signed.yaml").read_bytes()
-    assert check_signature(signed, REQUIRED, {"FER_EDGE_CONFIG_SECRET": "the shared secret"}) == \
-        b"schedule:\n  detect_every: 3\n"
-
-
-def test_cli_sign(tmp_path):
-    patch = tmp_path / "patch.yaml"
-    patch.write_bytes(b"schedule:\n  detect_every: 3\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FER_EDGE_CONFIG_SECRET": SECRET}
-    res = subprocess.run([sys.executable, "-m", "edge.cli", "config", "sign", str(patch)], cwd=ROOT, env=env,
-                         capture_output=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    assert check_signature(res.stdout, REQUIRED, ENV) == patch.read_bytes()
-    env.pop("FER_EDGE_CONFIG_SECRET")
-    res = subprocess.run([sys.executable, "-m", "edge.cli", "config", "sign", str(patch)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=60)
-    assert res.returncode == 2 and "FER_EDGE_CONFIG_SECRET is not set" in res.stderr
+        refuse_lockout(locked, env={})
+    refuse_lockout(locked, env={"FER_EDGE_CONFIG_SECRET": SECRET})       # the device has the secret: fine

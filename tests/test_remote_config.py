@@ -1,11 +1,16 @@
 """Remote config over a real mosquitto: `fer-edge run` as a process, messages on config/set, outcome on config/state.
 
-One service (signatures required) runs for the whole module; each test sends one message and
-reads the retained config/state answer. After every rejection the service must still run the
-previous version, with the file on disk unchanged.
+One service (signatures required) runs for the whole module; each test sends messages and reads
+the retained config/state answers. Before every test the device's remote layer is reset (a signed
+``# mode: replace`` of an empty layer), so no test depends on another's. The local file is never
+written: remote changes live in the state directory (edge/fleet/layers.py). After every rejection
+the service must still run the previous version.
+
+Probation, replays, camera ids and security defaults: tests/test_remote_hardening.py.
 """
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
@@ -21,7 +26,7 @@ from bench.broker import Broker, mosquitto_available  # noqa: E402
 
 from edge.config import load_file  # noqa: E402
 from edge.events import load_schema  # noqa: E402
-from edge.service.remote_config import backup_path, sign  # noqa: E402
+from edge.signing import device_target, new_serial, sign_message  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto")
 SECRET = "test-secret-0123456789"
@@ -32,11 +37,17 @@ STATE_SCHEMA = jsonschema.Draft202012Validator(load_schema("config_state"))
 STATS_SCHEMA = jsonschema.Draft202012Validator(load_schema("stats"))
 
 
+def sign(body: bytes, device: str = DEVICE) -> bytes:
+    """A replay-safe signed message for ``device`` with a fresh serial."""
+    return sign_message(body, SECRET.encode(), device_target(device), serial=new_serial(), signer="tests")
+
+
 class Rig:
     """The broker, the service, a config/state collector and a publisher."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
+        self.state_dir = tmp / "state"
         self.broker = Broker().start()
         self.path = write_config(tmp / "config.yaml", {
             "device": {"id": DEVICE},
@@ -47,7 +58,9 @@ class Rig:
             "service": {"remote_config": {"enabled": True, "require_signature": True}},
             "stats": {"interval_s": 1.0},
         })
-        self.service = ServiceProcess(self.path, env={"FER_EDGE_CONFIG_SECRET": SECRET})
+        self.file_bytes = self.path.read_bytes()
+        self.service = ServiceProcess(self.path, env={"FER_EDGE_CONFIG_SECRET": SECRET,
+                                                      "STATE_DIRECTORY": str(self.state_dir)})
         self.service.wait_ready()
         self.states = self.broker.subscribe_collect(STATE)
         self.stats = self.broker.subscribe_collect(f"fer-edge/{DEVICE}/stats")
@@ -56,16 +69,21 @@ class Rig:
         self.pub.loop_start()
         assert self.states.wait_for(1, timeout=10), "no retained config/state after start"
 
-    def send(self, payload: bytes, signed: bool = True, timeout: float = 15.0) -> dict:
-        """Publish on config/set; return the next config/state payload (schema-checked)."""
+    def send(self, payload: bytes, signed: bool = True, timeout: float = 20.0) -> dict:
+        """Publish on config/set; return the next final config/state payload (past 'probation'; schema-checked)."""
         before = len(self.states.on(STATE))
-        body = sign(payload, SECRET.encode()) if signed else payload
+        body = sign(payload) if signed else payload
         self.pub.publish(SET, body, qos=1).wait_for_publish(5)
-        assert self.states.wait_for(lambda m: len(m) > before, timeout), \
-            "no config/state answer:\n" + self.service.stderr()[-3000:]
-        state = self.states.json(STATE)[-1]
+        final = lambda m: any(x.json().get("status") != "probation" for x in m[before:])  # noqa: E731
+        assert self.states.wait_for(final, timeout), "no config/state answer:\n" + self.service.stderr()[-3000:]
+        state = next(x for x in self.states.json(STATE)[before:] if x.get("status") != "probation")
         STATE_SCHEMA.validate(state)
         return state
+
+    def layer(self) -> dict:
+        """The device's remote layer as saved in the state directory."""
+        path = self.state_dir / "fleet-layers.json"
+        return json.loads(path.read_text())["layers"].get("device", {}) if path.exists() else {}
 
     def frames_total(self) -> int:
         msgs = self.stats.json(f"fer-edge/{DEVICE}/stats")
@@ -77,7 +95,7 @@ class Rig:
     def assert_still_running(self, version: str, file_bytes: bytes) -> None:
         """The service is alive, processing frames, on ``version``; the file is byte for byte as before."""
         assert self.service.alive(), self.service.stderr()[-3000:]
-        assert self.path.read_bytes() == file_bytes
+        assert self.path.read_bytes() == file_bytes == self.file_bytes      # the local file is never written
         frames = self.frames_total()
         assert self.stats.wait_for(lambda m: m and m[-1].json()["frames_total"] > frames, timeout=10), \
             "frames stopped flowing"
@@ -91,15 +109,23 @@ class Rig:
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory):
+def module_rig(tmp_path_factory):
     r = Rig(tmp_path_factory.mktemp("remote-config"))
     yield r
     r.close()
 
 
+@pytest.fixture
+def rig(module_rig):
+    """The module's service with an empty remote layer: it runs the local file alone."""
+    state = module_rig.send(b"# mode: replace\n{}\n")
+    assert state["ok"] is True and state["version"] == load_file(module_rig.path).version, state
+    return module_rig
+
+
 def _rejected(rig: Rig, payload: bytes, signed: bool = True) -> str:
     """Send a bad message; check nothing changed; return the error text."""
-    version = load_file(rig.path).version
+    version = rig.states.json(STATE)[-1]["version"]
     before = rig.path.read_bytes()
     state = rig.send(payload, signed)
     assert state["ok"] is False and state["error"], state
@@ -108,10 +134,11 @@ def _rejected(rig: Rig, payload: bytes, signed: bool = True) -> str:
     return state["error"]
 
 
-def test_startup_publishes_the_running_version(rig):
-    state = rig.states.json(STATE)[0]
+def test_startup_publishes_the_running_version(module_rig):
+    state = module_rig.states.json(STATE)[0]
     STATE_SCHEMA.validate(state)
-    assert state == {**state, "ok": True, "error": None, "version": load_file(rig.path).version}
+    assert state == {**state, "ok": True, "error": None, "status": "startup",
+                     "version": load_file(module_rig.path).version}
 
 
 def test_malformed_yaml_is_rejected(rig):
@@ -137,18 +164,18 @@ def test_out_of_range_is_rejected(rig):
 def test_huge_payload_is_rejected_unread(rig):
     payload = b"device:\n  name: '" + b"x" * 70_000 + b"'\n"
     error = _rejected(rig, payload)
-    assert "message too large" in error and "max_payload_bytes (65536)" in error
+    assert "message too large: 70" in error and "max_payload_bytes (65536); not read" in error
 
 
 def test_wrong_signature_is_rejected(rig):
     body = b"schedule:\n  detect_every: 3\n"
-    forged = sign(body, b"not-the-secret")
+    forged = sign_message(body, b"not-the-secret", device_target(DEVICE), serial=new_serial())
     error = _rejected(rig, forged, signed=False)
     assert "signature does not match" in error
 
 
 def test_tampered_body_is_rejected(rig):
-    signed = sign(b"schedule:\n  detect_every: 3\n", SECRET.encode())
+    signed = sign(b"schedule:\n  detect_every: 3\n")
     error = _rejected(rig, signed.replace(b"3", b"4"), signed=False)
     assert "signature does not match" in error
 
@@ -165,85 +192,90 @@ def test_a_change_that_cannot_be_applied_rolls_back(rig):
 
 
 def test_valid_change_is_applied_live_and_persisted(rig):
-    old_text = rig.path.read_bytes()
-    old_version = load_file(rig.path).version
+    file_version = load_file(rig.path).version
     state = rig.send(b"tracking:\n  ema_half_life_s: 0.8\nschedule:\n  detect_every: 3\n")
-    assert state["ok"] is True and state["error"] is None
-    on_disk = load_file(rig.path)
-    assert state["version"] == on_disk.version != old_version
-    assert on_disk.config.tracking.ema_half_life_s == 0.8 and on_disk.config.schedule.detect_every == 3
-    assert on_disk.config.mqtt.port == rig.broker.port                    # merged, not replaced
-    assert backup_path(rig.path, 1).read_bytes() == old_text              # the previous version is kept
-    rig.assert_still_running(on_disk.version, rig.path.read_bytes())
+    assert state["ok"] is True and state["error"] is None and state["status"] == "applied"
+    assert state["version"] != file_version
+    # saved in the state directory as the device's layer, never in the local file
+    assert rig.layer() == {"tracking": {"ema_half_life_s": 0.8}, "schedule": {"detect_every": 3}}
+    rig.assert_still_running(state["version"], rig.file_bytes)
     assert "processor reconfigured live" in rig.service.stderr()
 
 
-def test_null_resets_a_key_to_its_default(rig):
+def test_null_resets_a_key(rig):
+    rig.send(b"tracking:\n  ema_half_life_s: 0.8\nschedule:\n  detect_every: 3\n")
     state = rig.send(b"tracking:\n  ema_half_life_s: null\n")
     assert state["ok"] is True
-    doc = yaml.safe_load(rig.path.read_text())
-    assert "ema_half_life_s" not in doc["tracking"] and doc["schedule"]["detect_every"] == 3
+    assert rig.layer() == {"tracking": {}, "schedule": {"detect_every": 3}} or \
+        rig.layer() == {"schedule": {"detect_every": 3}}          # the key is gone from the layer
 
 
 def test_source_change_restarts_the_pipeline(rig):
     crowd = require_shared("video", "crowd_street_test.mp4")
     state = rig.send(f"source:\n  uri: {crowd}\n".encode())
-    assert state["ok"] is True, state
-    assert load_file(rig.path).config.source.uri == str(crowd)
-    rig.assert_still_running(state["version"], rig.path.read_bytes())
+    assert state["ok"] is True and state["status"] == "applied", state     # after its probation
+    assert rig.layer() == {"source": {"uri": str(crowd)}}
+    rig.assert_still_running(state["version"], rig.file_bytes)
     assert "pipeline restarted (source)" in rig.service.stderr()
 
 
 def test_sending_the_running_config_again_changes_nothing(rig):
-    text = rig.path.read_bytes()
+    first = rig.send(b"schedule:\n  detect_every: 3\n")
     state = rig.send(b"# mode: merge\nschedule:\n  detect_every: 3\n")
-    assert state["ok"] is True and state["version"] == load_file(rig.path).version
-    assert rig.path.read_bytes() == text
+    assert state["ok"] is True and state["version"] == first["version"]
 
 
 def test_sighup_reloads_the_file_and_rejects_a_broken_one(rig):
-    doc = yaml.safe_load(rig.path.read_text())
-    doc["schedule"]["classify_hz"] = 2.5
+    original = rig.path.read_text()
+    doc = yaml.safe_load(original)
+    doc["schedule"] = {"classify_hz": 2.5}
     rig.path.write_text(yaml.safe_dump(doc))
     new_version = load_file(rig.path).version
-    before = len(rig.states.on(STATE))
-    rig.service.signal(signal.SIGHUP)
-    assert rig.states.wait_for(lambda m: len(m) > before, 10)
-    state = rig.states.json(STATE)[-1]
-    assert state["ok"] is True and state["version"] == new_version
+    try:
+        before = len(rig.states.on(STATE))
+        rig.service.signal(signal.SIGHUP)
+        assert rig.states.wait_for(lambda m: len(m) > before, 10)
+        state = rig.states.json(STATE)[-1]
+        assert state["ok"] is True and state["version"] == new_version
 
-    rig.path.write_text(rig.path.read_text() + "bogus_section: 1\n")     # an admin's typo
-    broken = rig.path.read_bytes()
-    before = len(rig.states.on(STATE))
-    rig.service.signal(signal.SIGHUP)
-    assert rig.states.wait_for(lambda m: len(m) > before, 10)
-    state = rig.states.json(STATE)[-1]
-    assert state["ok"] is False and "bogus_section: unknown key" in state["error"]
-    assert state["version"] == new_version
-    rig.assert_still_running(new_version, broken)         # the admin's file is left for them to fix
-    rig.path.write_text(yaml.safe_dump(doc))
+        rig.path.write_text(rig.path.read_text() + "bogus_section: 1\n")     # an admin's typo
+        broken = rig.path.read_bytes()
+        before = len(rig.states.on(STATE))
+        rig.service.signal(signal.SIGHUP)
+        assert rig.states.wait_for(lambda m: len(m) > before, 10)
+        state = rig.states.json(STATE)[-1]
+        assert state["ok"] is False and "bogus_section: unknown key" in state["error"]
+        assert state["version"] == new_version
+        rig.file_bytes = broken                   # the admin's file is left for them to fix
+        rig.assert_still_running(new_version, broken)
+    finally:
+        rig.path.write_text(original)
+        rig.file_bytes = rig.path.read_bytes()
+        before = len(rig.states.on(STATE))
+        rig.service.signal(signal.SIGHUP)
+        rig.states.wait_for(lambda m: len(m) > before, 10)
 
 
-def test_replace_mode_swaps_the_whole_document(rig):
-    doc = yaml.safe_load(rig.path.read_text())
-    doc.pop("schedule")                                                    # back to the defaults
-    body = b"# mode: replace\n# a full config from the fleet manager\n" + yaml.safe_dump(doc).encode()
-    state = rig.send(body)
+def test_replace_mode_replaces_the_device_layer(rig):
+    rig.send(b"schedule:\n  detect_every: 3\ntracking:\n  ema_half_life_s: 0.8\n")
+    state = rig.send(b"# mode: replace\n# the device's whole layer from the fleet manager\nschedule:\n  classify_hz: 2.0\n")
     assert state["ok"] is True
-    assert rig.path.read_text().count("# a full config from the fleet manager") == 1   # comments kept
-    assert load_file(rig.path).config.schedule.detect_every == 5
+    assert rig.layer() == {"schedule": {"classify_hz": 2.0}}              # the rest of the layer is gone
 
 
-def test_topic_change_moves_the_device_live(rig):
-    # Last in this module: afterwards the device answers on other topics.
-    new_states = rig.broker.subscribe_collect(f"fleet2/{DEVICE}/config/state")
-    new_stats = rig.broker.subscribe_collect(f"fleet2/{DEVICE}/stats")
-    pid = rig.service.proc.pid
-    rig.pub.publish(SET, sign(b"mqtt:\n  prefix: fleet2\n", SECRET.encode()), qos=1).wait_for_publish(5)
-    assert new_states.wait_for(lambda m: any(x.json()["ok"] for x in m), 15), rig.service.stderr()[-3000:]
-    state = [x.json() for x in new_states.messages if x.json()["ok"]][-1]
-    assert state["version"] == load_file(rig.path).version
-    assert load_file(rig.path).config.mqtt.prefix == "fleet2"
-    assert new_stats.wait_for(1, 10), "no stats on the new prefix"
-    assert rig.service.alive() and rig.service.proc.pid == pid          # same process: applied live
-    assert "sink reopened" in rig.service.stderr()
+def test_topic_change_moves_the_device_live(tmp_path):
+    # its own service: afterwards the device answers on other topics
+    rig = Rig(tmp_path)
+    try:
+        new_states = rig.broker.subscribe_collect(f"fleet2/{DEVICE}/config/state")
+        new_stats = rig.broker.subscribe_collect(f"fleet2/{DEVICE}/stats")
+        pid = rig.service.proc.pid
+        rig.pub.publish(SET, sign(b"mqtt:\n  prefix: fleet2\n"), qos=1).wait_for_publish(5)
+        assert new_states.wait_for(lambda m: any(x.json()["status"] == "applied" for x in m), 30), \
+            rig.service.stderr()[-3000:]
+        assert rig.layer() == {"mqtt": {"prefix": "fleet2"}}
+        assert new_stats.wait_for(1, 10), "no stats on the new prefix"
+        assert rig.service.alive() and rig.service.proc.pid == pid          # same process: applied live
+        assert "sink reopened" in rig.service.stderr()
+    finally:
+        rig.close()

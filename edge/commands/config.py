@@ -2,7 +2,7 @@
 
     fer-edge config validate /etc/fer-edge/config.yaml     # exit 0 and its version, or 2 and the problems
     fer-edge config schema > fer-edge.schema.json          # for editors (YAML language server)
-    fer-edge config sign patch.yaml | mosquitto_pub -t fer-edge/cam1/config/set -s
+    fer-edge config sign patch.yaml --device cam1 | mosquitto_pub -t fer-edge/cam1/config/set -s
     fer-edge config reference              # the Markdown key reference of docs/config.md
 """
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pydantic.fields import FieldInfo
 
 from edge.config import AppConfig, ConfigError, json_schema, load_file, section_models
 from edge.exitcodes import EXIT_OK, EXIT_USAGE
-from edge.service.remote_config import sign
+from edge.security import security_warnings
+from edge.signing import DEFAULT_SIGNER, SignatureError, device_target, group_target, sign_message
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]    # the folder holding the edge package
 
@@ -38,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 "a '# mode: replace' line)")
     s.add_argument("--secret-env", default="FER_EDGE_CONFIG_SECRET",
                    help="environment variable holding the shared secret (default: %(default)s)")
+    target = s.add_mutually_exclusive_group()
+    target.add_argument("--device", metavar="ID", help="the device it is for (topic <prefix>/ID/config/set)")
+    target.add_argument("--group", metavar="G", help="the group it is for (topic <prefix>/group/G/config/set)")
+    s.add_argument("--serial", type=int, default=None,
+                   help="serial of the message; must grow per signer (default: the time in milliseconds)")
+    s.add_argument("--signer", default=DEFAULT_SIGNER,
+                   help="who signs; each signer has its own serial counter on the device (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,17 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         return EXIT_OK
     if args.action == "sign":
-        secret = os.environ.get(args.secret_env, "")
-        if not secret:
-            print(f"fer-edge config sign: environment variable {args.secret_env} is not set", file=sys.stderr)
-            return EXIT_USAGE
-        try:
-            body = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
-        except OSError as exc:
-            print(f"fer-edge config sign: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-            return EXIT_USAGE
-        sys.stdout.buffer.write(sign(body, secret.encode()))
-        return EXIT_OK
+        return _sign(args)
     try:
         loaded = load_file(args.file)
     except ConfigError as exc:
@@ -68,9 +66,35 @@ def run(args: argparse.Namespace) -> int:
         n = len(exc.problems)
         print(f"{args.file}: invalid ({n} problem{'s' if n != 1 else ''})", file=sys.stderr)
         return EXIT_USAGE
+    for warning in security_warnings(loaded.config):
+        print(f"{args.file}: warning: {warning}", file=sys.stderr)
     print(f"{args.file}: OK (version {loaded.version})")
     if args.show:
         print(loaded.config.model_dump_json(indent=2))
+    return EXIT_OK
+
+
+def _sign(args: argparse.Namespace) -> int:
+    """Print a replay-safe signed message (edge.signing) for one device or group."""
+    if not (args.device or args.group):
+        print("fer-edge config sign: say who it is for: --device ID or --group G (a device accepts a signed "
+              "message only on the topic it names)", file=sys.stderr)
+        return EXIT_USAGE
+    secret = os.environ.get(args.secret_env, "")
+    if not secret:
+        print(f"fer-edge config sign: environment variable {args.secret_env} is not set", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"fer-edge config sign: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        target = device_target(args.device) if args.device else group_target(args.group)
+        sys.stdout.buffer.write(sign_message(body, secret.encode(), target, args.serial, args.signer))
+    except SignatureError as exc:
+        print(f"fer-edge config sign: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 

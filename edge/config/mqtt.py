@@ -52,6 +52,11 @@ class MqttConfig(StrictModel):
                                                              "re-sending after a lost connection. With QoS 2 keep it "
                                                              "at most the broker's limit (mosquitto: "
                                                              "max_inflight_messages, 20).")
+    max_packet_bytes: int = Field(65536 + 4096, ge=1024, le=1 << 28,
+                                  description="MQTT 5: the largest packet the broker may send this device (its "
+                                              "config messages); the broker drops larger ones instead of "
+                                              "sending them. Keep it above service.remote_config.max_payload_bytes "
+                                              "plus 4 KiB. MQTT 3.1.1 cannot announce it.")
     log_interval_s: float = Field(60.0, ge=0.1, description="At most one log line per this many seconds about an "
                                                             "unreachable or refusing broker.")
 

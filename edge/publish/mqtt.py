@@ -31,7 +31,7 @@ from edge.events import Event, publishable
 from edge.formatting import compact_json
 from edge.publish.duplicate import DuplicateWatch
 from edge.publish.instance import INSTANCE_ID, STARTED_EPOCH
-from edge.publish.mqtt_client import WILL_QOS, make_client
+from edge.publish.mqtt_client import WILL_QOS, connect_properties, make_client
 from edge.publish.payloads import encode, stats_payload, status_payload
 from edge.publish.queue import EventQueue, QueueError
 from edge.publish.ratelimit import LogEvery
@@ -99,7 +99,7 @@ class MqttSink:
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
-        self.client.connect_async(cfg.host, self.port, cfg.keepalive_s)
+        self.client.connect_async(cfg.host, self.port, cfg.keepalive_s, properties=connect_properties(cfg))
         self.client.loop_start()
         self._thread = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._thread.start()
@@ -184,8 +184,9 @@ class MqttSink:
         with self._side_lock:
             self._subscriptions[topic] = callback
         self.client.message_callback_add(topic, lambda _c, _u, msg: callback(msg.payload))
-        if self._connected:
-            self.client.subscribe(topic, qos=1)
+        # Always: _on_connect may have copied the list just before the line above and not yet set
+        # _connected; while not connected paho only answers MQTT_ERR_NO_CONN (and _on_connect subscribes).
+        self.client.subscribe(topic, qos=1)
 
     def close(self, timeout: float = 5.0, status: str | None = "stopped") -> None:
         """Send what the queue holds for up to ``timeout`` s, say ``status``, disconnect. Unsent events stay queued.
@@ -245,10 +246,10 @@ class MqttSink:
                        retain=True)
         with self._side_lock:      # the main thread may add to them meanwhile: walk copies
             retained, subscriptions = list(self._retained.items()), list(self._subscriptions)
+        for topic in subscriptions:     # before the retained ones: whoever sees config/state can send config/set
+            client.subscribe(topic, qos=1)
         for topic, data in retained:
             client.publish(topic, data, qos=SIDE_QOS, retain=True)
-        for topic in subscriptions:
-            client.subscribe(topic, qos=1)
         self.state.connected()
         with self._cond:
             self._connected = True

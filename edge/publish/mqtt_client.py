@@ -7,6 +7,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.config.mqtt import ENV_PASSWORD, ENV_USERNAME, MqttConfig
 from edge.publish.payloads import status_payload
@@ -56,3 +58,13 @@ def make_client(cfg: MqttConfig, device: str, topics: Topics, instance: str | No
     client.max_inflight_messages_set(0)     # unlimited in paho: the sender thread bounds what is in flight
     return client
 
+
+
+def connect_properties(cfg: MqttConfig) -> Properties | None:
+    """MQTT 5 CONNECT properties: the Maximum Packet Size, so the broker drops a too-large config message
+    instead of sending it (paho would read it whole); None for 3.1.1, which has no such field."""
+    if cfg.protocol != "5":
+        return None
+    props = Properties(PacketTypes.CONNECT)
+    props.MaximumPacketSize = cfg.max_packet_bytes
+    return props

@@ -1,80 +1,33 @@
-"""Remote configuration: check a config message, merge it, and write the file safely.
+"""Remote configuration helpers: merge a message into a document, check a result, write files safely.
 
-A message on ``<base>/config/set`` is YAML text, optionally preceded by a signature line::
+A message on ``config/set`` is YAML text, signed as edge/signing.py describes, whose leading
+comment lines may say ``# mode: replace`` (default: merge). ``merge`` applies the message as a JSON
+Merge Patch (RFC 7396): mappings merge key by key, any other value replaces, ``null`` removes a
+key. Which document it applies to (the remote layers in the state directory, over the local
+file) is edge/fleet/device.py's business; the whole path of a message through the service is
+edge/service/changes.py.
 
-    # signature: sha256=<hex HMAC-SHA256 of every byte after this line's newline>
-    # mode: replace            (optional; default: merge into the current document)
-    tracking:
-      ema_half_life_s: 0.6
-
-``merge`` applies the message as a JSON Merge Patch (RFC 7396) to the current document: mappings
-merge key by key, any other value replaces, ``null`` removes a key (back to its default).
-``replace`` makes the message the whole new document. The outcome is published, retained, on
-``<base>/config/state`` by the service (see edge/service/supervisor.py and docs/config.md).
-
-Nothing here touches the running pipeline: :func:`prepare_update` turns a message into a validated
-:class:`~edge.config.LoadedConfig` (or raises :class:`~edge.config.ConfigError` with the reason), and
-:func:`write_config` replaces the file atomically, keeping the previous versions.
+Here: :func:`merge_patch`, :func:`message_mode`, :func:`refuse_lockout`, the atomic
+:func:`write_config`, the start-up fallback to a file's backups, and the inbox that hands messages
+from paho's thread to the main thread.
 """
 from __future__ import annotations
 
-import hmac
-import hashlib
 import logging
 import os
 import queue
 import re
 import tempfile
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from edge.config import ConfigError, LoadedConfig, Problem, load_file
 
-from edge.config import (ConfigError, Document, LoadedConfig, Problem, RemoteConfigConfig, load_file, parse_yaml,
-                         validate_document)
-
-_SIGNATURE = re.compile(rb"^#\s*signature:\s*sha256=([0-9A-Fa-f]{64})\s*$")
 _MODE = re.compile(r"^#\s*mode:\s*(\w+)\s*$")
 SOURCE = "config/set message"
 
 log = logging.getLogger("edge.service")
-
-
-def sign(body: bytes, secret: bytes) -> bytes:
-    """A signed message: the signature line followed by ``body`` (what ``fer-edge config sign`` prints)."""
-    digest = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return f"# signature: sha256={digest}\n".encode() + body
-
-
-def check_signature(payload: bytes, settings: RemoteConfigConfig,
-                    env: Mapping[str, str] | None = None) -> bytes:
-    """Verify a message's signature line, if any, and return the signed body (the YAML text).
-
-    Rules: a present signature is always checked when the secret is known, and a wrong one is
-    rejected; with ``require_signature`` a missing signature, or a missing secret, is rejected too.
-    """
-    env = os.environ if env is None else env
-    first, newline, rest = payload.partition(b"\n")
-    match = _SIGNATURE.match(first.rstrip(b"\r"))
-    secret = env.get(settings.secret_env, "")
-    if match is None:
-        if settings.require_signature:
-            raise _reject("unsigned message rejected: service.remote_config.require_signature is on "
-                          "(first line must be '# signature: sha256=<hex>')")
-        return payload
-    if not secret:
-        if settings.require_signature:
-            raise _reject(f"cannot check signatures: environment variable {settings.secret_env} is not set "
-                          "on the device")
-        return rest          # signing is optional and this device has no secret: the line is a comment
-    expected = hmac.new(secret.encode(), rest, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), match.group(1).lower()):
-        raise _reject("signature does not match (HMAC-SHA256 of the bytes after the signature line, "
-                      f"with the secret in {settings.secret_env})")
-    return rest
 
 
 def _reject(reason: str) -> ConfigError:
@@ -110,44 +63,12 @@ def message_mode(body: bytes) -> str:
     return "merge"
 
 
-@dataclass
-class Update:
-    """A checked config change, ready to apply and write."""
+def refuse_lockout(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -> None:
+    """ConfigError when ``loaded`` requires signatures under a secret the device does not have.
 
-    loaded: LoadedConfig          # the validated new config
-    text: str                     # what the file will contain
-    mode: str                     # merge | replace
-
-
-def prepare_update(payload: bytes, current: LoadedConfig, settings: RemoteConfigConfig,
-                   env: Mapping[str, str] | None = None) -> Update:
-    """Check size and signature, parse, merge (or replace), and validate a config message.
-
-    Raises ConfigError (source "config/set message") naming each problem; never anything else.
+    Every later message would fail: the device could then only be fixed by hand.
     """
     env = os.environ if env is None else env
-    if len(payload) > settings.max_payload_bytes:
-        raise _reject(f"message too large: {len(payload)} bytes > service.remote_config.max_payload_bytes "
-                      f"({settings.max_payload_bytes})")
-    body = check_signature(payload, settings, env)
-    mode = message_mode(body)
-    patch = parse_yaml(body, SOURCE)
-    if mode == "replace":
-        doc, text = patch, body.decode("utf-8")
-    else:
-        merged = merge_patch(current.document, patch.data)
-        doc = Document(merged, patch.lines, SOURCE)   # lines point into the message: errors come from it
-        text = yaml.safe_dump(merged, sort_keys=False, allow_unicode=True, default_flow_style=False)
-    loaded = validate_document(doc, env)
-    _refuse_lockout(loaded, env)
-    header = f"# written by fer-edge remote config ({mode}) at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}; " \
-             f"version {loaded.version}\n"
-    return Update(loaded, header + text, mode)
-
-
-def _refuse_lockout(loaded: LoadedConfig, env: Mapping[str, str]) -> None:
-    # A change that requires signatures under a secret the device does not have would make every
-    # later message fail: the device could then only be fixed by hand.
     rc = loaded.config.service.remote_config
     if rc.enabled and rc.require_signature and not env.get(rc.secret_env):
         raise _reject(f"refused: it requires signatures but {rc.secret_env} is not set on the device, "
@@ -248,22 +169,24 @@ class ConfigInbox:
     """Config messages waiting for the main thread: filled from paho's thread, bounded, drops counted."""
 
     def __init__(self, size: int) -> None:
-        self._messages: queue.Queue[bytes] = queue.Queue(size)
+        self._messages: queue.Queue[tuple[str, Any]] = queue.Queue(size)
         self._dropped = 0
 
-    def put(self, payload: bytes) -> None:
-        """Hand one message over (never blocks: a full inbox drops it and counts)."""
+    def put(self, layer: str, payload: Any) -> None:
+        """Hand one message for ``layer`` over (never blocks: a full inbox drops it and counts)."""
         try:
-            self._messages.put_nowait(bytes(payload))
+            self._messages.put_nowait((layer, payload))
         except queue.Full:
             self._dropped += 1
 
-    def take(self) -> tuple[int, list[bytes]]:
-        """(messages dropped since the last call, the messages waiting, oldest first)."""
+    def dropped(self) -> int:
+        """Messages dropped since the last call."""
         dropped, self._dropped = self._dropped, 0
-        out = []
-        while True:
-            try:
-                out.append(self._messages.get_nowait())
-            except queue.Empty:
-                return dropped, out
+        return dropped
+
+    def next(self) -> tuple[str, Any] | None:
+        """The oldest waiting (layer, payload), or None."""
+        try:
+            return self._messages.get_nowait()
+        except queue.Empty:
+            return None

@@ -14,8 +14,10 @@ processed for ``service.watchdog.stall_timeout_s``, and stops the WATCHDOG pings
 kills and restarts the service (``WatchdogSec=`` in systemd/fer-edge.service).
 
 Config changes (SIGHUP or ``<prefix>/<device>/config/set``) are applied by section
-(:mod:`edge.service.reconfigure`); any failure puts the previous config back, both running and on
-disk, and the outcome is published, retained, on ``config/state``. The parts the pipeline thread
+(:mod:`edge.service.reconfigure`); remote messages go through :mod:`edge.service.changes`
+(signatures, replays, probation; saved in the state directory, never in the local file). Any
+failure puts the previous config back, running, and the outcome is published, retained, on
+``config/state``. The parts the pipeline thread
 runs with: :mod:`edge.service.parts`; health and stats: :mod:`edge.service.health`.
 """
 from __future__ import annotations
@@ -24,23 +26,27 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from types import FrameType
 
 from edge.config import AppConfig, ConfigError, LoadedConfig, load_file
-from edge.events import Event, iso_utc
+from edge.fleet.layers import DEVICE_LAYER
+from edge.events import Event
 from edge.exitcodes import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
 from edge.face_analyzer import FaceAnalyzer
 from edge.formatting import one_line
 from edge.frame_processor import FrameResult
 from edge.preview import MjpegServer, annotate
 from edge.publish import EventSink, StdoutSink
-from edge.service import reconfigure
 from edge.service.health import ProgressWatch, collect_stats, status_line
 from edge.service.notify import Notifier, watchdog_interval
 from edge.service.parts import ApplyError, Parts, build_parts, close_parts, open_sink
-from edge.service.remote_config import ConfigInbox, load_with_fallback, prepare_update, write_config
+from edge.security import security_warnings
+from edge.service.changes import (RemoteChanges, RollbackFailed, TooLarge, config_state, open_remote_changes,
+                                  put_in_place)
+from edge.service.remote_config import ConfigInbox, load_with_fallback
 from edge.service.worker import PipelineThread
 from edge.sources import Source
 from edge.sources.demo import as_demo
@@ -60,6 +66,8 @@ class Service:
         self.demo = demo                        # --demo: the built-in clip instead of the configured source
         self.notifier = notifier or Notifier()
         self.loaded: LoadedConfig | None = None
+        self.base: LoadedConfig | None = None   # the local file; self.loaded = it + the remote layers
+        self.changes: RemoteChanges | None = None
         self.parts: Parts | None = None
         self.sink: EventSink | None = None
         self._sink_lock = threading.Lock()      # held while publishing and while the sink is swapped
@@ -79,15 +87,19 @@ class Service:
         assert self.loaded is not None
         return self.loaded.config
 
-
     def start(self) -> None:
         """Load the config (falling back to the newest good backup), build the parts, start the pipeline.
 
         Raises ConfigError when no config file is usable, ApplyError when the parts cannot be built.
         """
         self.notifier.status("starting")
-        self.loaded, self._startup_error = load_with_fallback(self.path)
+        self.base, self._startup_error = load_with_fallback(self.path)
+        self.changes, problem = open_remote_changes(self, self.path, self.base.config.device.id)
+        self.loaded = self.changes.fleet.running(self.base)
+        self._startup_error = self.changes.recover() or problem or self._startup_error
         _set_log_level(self.cfg)
+        for warning in security_warnings(self.cfg):
+            log.warning("security: %s", warning)
         parts = self.build_parts(self.cfg, None)
         try:
             self.sink = open_sink(self.cfg)
@@ -97,7 +109,7 @@ class Service:
         self.parts = parts
         self.subscribe(self.cfg)
         self._start_worker()
-        self._publish_state(self._startup_error)
+        self.publish_config_state(self._startup_error, status="startup")
         self.notifier.ready(self._status_line())
         log.info("running: %s -> %s; config %s (version %s)", parts.source.describe(),
                  type(self.sink).__name__, self.loaded.source, self.loaded.version[:12])
@@ -112,8 +124,7 @@ class Service:
             log.warning("service.remote_config.enabled, but MQTT is not configured (mqtt.host): "
                         "remote config is off")
             return
-        sink.subscribe("config/set", self._on_config_message)
-
+        sink.subscribe("config/set", partial(self.on_config_message, layer=DEVICE_LAYER))
 
     def _start_worker(self) -> None:
         assert self.parts is not None
@@ -148,7 +159,6 @@ class Service:
             return True
         return worker.stop(timeout)
 
-
     def run(self) -> int:
         """Start, supervise until SIGTERM/SIGINT (or a file source ends), stop. Returns the exit code."""
         self._install_signals()
@@ -173,10 +183,16 @@ class Service:
             self._wake.clear()
             if self._stop_requested:
                 break
-            if self._reload_requested:
+            if self._reload_requested and not self.changes.busy:      # a probation ends first
                 self._reload_requested = False
                 self._reload_from_file()
             self._apply_pending_messages()
+            try:
+                self.changes.tick(time.monotonic())
+            except RollbackFailed as exc:
+                log.error("stopping: %s", exc)
+                code = EXIT_FAILED
+                break
             worker = self._worker
             if worker is not None and worker.error is not None:
                 log.error("stopping: the pipeline failed (%s); systemd restarts the service", worker.error)
@@ -262,76 +278,57 @@ class Service:
             with self._sink_lock:
                 self.sink.publish_all(events)
 
+    @property
+    def frames(self) -> int:
+        """Frames processed so far (all time)."""
+        return self._frames
 
-    def _on_config_message(self, payload: bytes) -> None:
-        # paho's network thread: only hand the message over
-        # (publishing from here could deadlock with a sink being closed by the main thread).
-        self._inbox.put(payload)
+    def on_config_message(self, payload: bytes, layer: str = DEVICE_LAYER) -> None:
+        """paho's thread: hand a message for ``layer`` over (a too-large one unread); publishing here could deadlock."""
+        too_large = len(payload) > self.cfg.service.remote_config.max_payload_bytes
+        self._inbox.put(layer, TooLarge(len(payload)) if too_large else bytes(payload))
         self._wake.set()
 
     def _apply_pending_messages(self) -> None:
-        dropped, payloads = self._inbox.take()
+        dropped = self._inbox.dropped()
         if dropped:
             log.error("%d config messages dropped: more than %d were waiting", dropped, MAX_PENDING_MESSAGES)
-            self._publish_state(f"busy: {dropped} config message(s) dropped unread; send again later")
-        for payload in payloads:
-            self.apply_message(payload)
-
-    def apply_message(self, payload: bytes) -> bool:
-        """Check, apply and persist one ``config/set`` message; publish the outcome. True if applied."""
-        if not self.cfg.service.remote_config.enabled:     # turned off by an earlier message
-            log.warning("config message ignored: service.remote_config.enabled is false")
-            return False
-        try:
-            update = prepare_update(payload, self.loaded, self.cfg.service.remote_config)
-        except ConfigError as exc:
-            log.error("config message rejected:\n%s", exc)
-            self._publish_state(one_line(exc))
-            return False
-        return self._change_config(update.loaded, update.text, "config/set message")
+            self.publish_config_state(f"busy: {dropped} config message(s) dropped unread; send again later",
+                                      status="rejected")
+        while not self.changes.busy:                 # during a probation, messages wait in the inbox
+            item = self._inbox.next()
+            if item is None:
+                return
+            self.changes.handle(item[1], item[0])
 
     def _reload_from_file(self) -> bool:
         """SIGHUP: load the file again; on any problem keep running what runs now."""
         self.notifier.reloading()
         try:
-            loaded = load_file(self.path)
+            self.base = load_file(self.path)
+            loaded = self.changes.fleet.running(self.base)
         except ConfigError as exc:
             log.error("reload (SIGHUP) rejected, still running version %s:\n%s", self.loaded.version[:12], exc)
-            self._publish_state(one_line(exc))
+            self.publish_config_state(one_line(exc), status="rejected", origin="file")
             self.notifier.ready(self._status_line())
             return False
-        ok = self._change_config(loaded, None, f"{self.path} (SIGHUP)")
-        self.notifier.ready(self._status_line())
-        return ok
-
-    def _change_config(self, new: LoadedConfig, text: str | None, origin: str) -> bool:
-        """Apply ``new`` to the running service, then write ``text`` to the file (when given).
-
-        On failure of either step the previous config is running and on disk again.
-        """
-        old = self.loaded
-        assert old is not None
-        if new.version == old.version:
-            log.info("config from %s is the one running (version %s): nothing to do", origin, new.version[:12])
-            self._publish_state(None)
-            return True
-        write = None if text is None else partial(write_config, self.path, text, new.config.service.backups)
+        origin = f"{self.path} (SIGHUP)"
         try:
-            actions = reconfigure.apply_change(self, old.config, new.config, write)
-        except reconfigure.PersistError as exc:
-            log.error("cannot write %s (%s): version %s put back", self.path, exc.cause, old.version[:12])
-            self._publish_state(f"not applied: cannot write {self.path.name}: {exc.cause.strerror or exc.cause}")
-            return False
+            self.apply_config(loaded, origin)
+            self.publish_config_state(None, status="applied", origin="file")
         except ApplyError as exc:
-            log.error("config from %s not applied, still running version %s: %s", origin, old.version[:12], exc)
-            self._publish_state(f"not applied: {exc}")
-            return False
-        self.loaded = new
+            log.error("config from %s not applied, still running version %s: %s", origin, self.loaded.version[:12], exc)
+            self.publish_config_state(f"not applied: {exc}", status="rejected", origin="file")
+        self.notifier.ready(self._status_line())
+        return self.loaded is loaded
+
+    def apply_config(self, new: LoadedConfig, origin: str, save: Callable[[], None] | None = None) -> list[str]:
+        """Put ``new`` in place, then ``save()`` it (when given): edge.service.changes.put_in_place."""
+        actions = put_in_place(self, new, origin, save)
+        self.changes.fleet.device_id = new.config.device.id
         _set_log_level(new.config)
-        log.info("config version %s from %s applied: %s", new.version[:12], origin, ", ".join(actions) or "no change")
-        self._publish_state(None)
         self.notifier.status(self._status_line())
-        return True
+        return actions
 
     # ---- what edge.service.reconfigure.execute uses (reconfigure.Reconfigurable) ----
 
@@ -384,10 +381,9 @@ class Service:
         finally:
             self._frame_lock.release()
 
-    def _publish_state(self, error: str | None) -> None:
-        """Retained ``config/state``: the version running, and the error of the last attempt (or null)."""
-        payload = {"v": 1, "ok": error is None, "version": self.loaded.version if self.loaded else None,
-                   "error": error, "ts": iso_utc(time.time())}
+    def publish_config_state(self, error: str | None, **fields: object) -> None:
+        """Retained ``config/state``: the running version, the last error (or null), and ``fields``."""
+        payload = config_state(self.loaded, self.base, self.changes, error, **fields)
         if self.sink is not None:
             with self._sink_lock:
                 self.sink.publish_retained("config/state", payload)
