@@ -134,10 +134,22 @@ def train(args: argparse.Namespace) -> dict:
     augment = build_augmenter()
     steps = int(np.ceil(len(x) / args.batch))
     total = steps * args.epochs
-    warmup = min(steps, total // 10)
-    schedule = tf.keras.optimizers.schedules.CosineDecay(0.0, max(1, total - warmup), alpha=0.01,
-                                                         warmup_target=args.lr, warmup_steps=warmup)
-    opt = tf.keras.optimizers.AdamW(learning_rate=schedule, weight_decay=args.weight_decay)
+    # Warm-up then cosine decay over the run's progress: steps done / all steps, or, with
+    # --time-budget, minutes spent / the budget (a shared 2-core machine's speed is not known
+    # beforehand; the log records the steps it took so that a run can be repeated with --epochs).
+    warm = min(steps / total, 0.1) if not args.time_budget else 0.05
+    opt = tf.keras.optimizers.AdamW(learning_rate=0.0, weight_decay=args.weight_decay)
+    started = time.time()
+
+    def progress(done: int) -> float:
+        if args.time_budget:
+            return min(1.0, (time.time() - started) / (60 * args.time_budget))
+        return min(1.0, done / total)
+
+    def learning_rate(frac: float) -> float:
+        if frac < warm:
+            return args.lr * frac / warm
+        return args.lr * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * (frac - warm) / (1 - warm))))
     loss_fn = make_loss(info["weights"], args.ck_vote_weight)
 
     @tf.function(reduce_retracing=True)
@@ -154,11 +166,17 @@ def train(args: argparse.Namespace) -> dict:
                  "data": info, "student": {"widths": list(widths), "params": int(model.count_params()),
                                            "macs_per_face": macs}, "epochs": [], "train_images": len(x)}
     best = -1.0
+    done = 0
     for epoch in range(1, args.epochs + 1):
         t0 = time.time()
         order = rng.permutation(len(x))
         losses = []
         for s in range(steps):
+            frac = progress(done)
+            if frac >= 1.0:
+                break
+            opt.learning_rate.assign(learning_rate(frac))
+            done += 1
             idx = order[s * args.batch:(s + 1) * args.batch]
             xb = random_erase(x[idx], rng).astype(np.float32)
             yb = y[idx]
@@ -169,8 +187,8 @@ def train(args: argparse.Namespace) -> dict:
                 yb = lam[..., None] * yb + (1 - lam[..., None]) * yb[perm]
             losses.append(float(step(tf.constant(xb[..., None]), tf.constant(yb), tf.constant(is_ck[idx]))))
             if s % 50 == 0 or s == steps - 1:
-                print(f"\repoch {epoch}/{args.epochs} step {s + 1}/{steps} loss {np.mean(losses):.4f}",
-                      end="", flush=True)
+                print(f"\repoch {epoch}/{args.epochs} step {s + 1}/{steps} loss {np.mean(losses):.4f} "
+                      f"lr {learning_rate(frac):.2e}", end="", flush=True)
         acc, _ = accuracy(model, x_val, y_val)
         ck_acc, _ = accuracy(model, x_ck, y_ck)
         score = acc + args.ck_weight * ck_acc
@@ -178,13 +196,15 @@ def train(args: argparse.Namespace) -> dict:
         print(f"\repoch {epoch}/{args.epochs} loss {np.mean(losses):.4f} FER+ val {acc:.4f} CK+ val {ck_acc:.4f} "
               f"score {score:.4f} ({secs:.0f}s)", flush=True)
         log["epochs"].append({"epoch": epoch, "loss": float(np.mean(losses)), "val_acc": acc, "ck_val_acc": ck_acc,
-                              "score": score, "seconds": secs})
+                              "score": score, "seconds": secs, "steps_done": done})
         model.save(out / "last.keras")
         if score > best:
             best = score
             model.save(out / "best.keras")
             log["best"] = {"epoch": epoch, "val_acc": acc, "ck_val_acc": ck_acc, "score": score, "flip_tta": False}
         (out / "train_log.json").write_text(json.dumps(log, indent=2))
+        if progress(done) >= 1.0:
+            break
     return log
 
 
@@ -205,7 +225,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)))
     p.add_argument("--dropout", type=float, default=0.4)
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup Beta(alpha, alpha); 0: off")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=30, help="epochs (with --time-budget: at most this many)")
+    p.add_argument("--time-budget", type=float, default=0.0, metavar="MINUTES",
+                   help="anneal the learning rate over this many minutes of training and stop then (0: by epochs)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)

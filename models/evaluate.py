@@ -84,6 +84,30 @@ def measure_latency(model, images: np.ndarray, n: int = 300, warmup: int = 20) -
     return 1000 * (time.perf_counter() - t0) / max(1, len(xs) - warmup)
 
 
+def measure_latencies(runners: list, images: np.ndarray, n: int = 300, warmup: int = 20) -> list[float]:
+    """Median milliseconds per face of several batch-1 models, timed in turn face by face.
+
+    ``runners``: (prepare, predict) pairs: ``prepare(face)`` (preprocessing, not timed) gives what
+    ``predict`` takes. Interleaving the models face by face and taking the median keeps the ratios
+    fair on a machine whose load changes while it runs.
+    """
+    faces = images[: n + warmup]
+    inputs = [[prepare(f) for f in faces] for prepare, _ in runners]
+    times: list[list[float]] = [[] for _ in runners]
+    for k in range(len(faces)):
+        for (_, predict), xs, t in zip(runners, inputs, times):
+            t0 = time.perf_counter()
+            predict(xs[k])
+            if k >= warmup:
+                t.append(time.perf_counter() - t0)
+    return [1000 * float(np.median(t)) for t in times]
+
+
+def batch1_runner(model) -> tuple:
+    """An EmotionModel as a measure_latencies runner."""
+    return (lambda face: model.preprocess([face])), model.predict
+
+
 def evaluate(model_path: str | Path, card_path: str | Path | None = None, split: str = "test",
              data_dir: Path | None = None, limit: int | None = None, latency: bool = True,
              verify_sha256: bool = True, prior_correction: float = 0.0) -> Report:

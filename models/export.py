@@ -72,11 +72,26 @@ def representative_images(data_dir: Path, n: int = 500, seed: int = 0) -> np.nda
     return imgs[np.random.default_rng(seed).choice(len(imgs), n, replace=False)]
 
 
-def export_run(run: Path, data_dir: Path, tta: str | None = None) -> dict[str, Path]:
+def fold_prior_correction(backbone, tau: float, data_dir: Path) -> None:
+    """Subtract tau * log(training prior) from the output bias: the runtime's prior correction, in the graph.
+
+    softmax(z - tau log p) is the runtime's scores / p^tau renormalised (edge.classify), so the
+    default config gets it without a setting; tau is one scalar chosen on the odd-numbered Taiwanese
+    performers (models.taiwanese.tune_prior), the only tuning those photographs may be used for.
+    """
+    from models.card import training_prior
+
+    prior = np.array([training_prior(data_dir)[c] for c in ferplus.CLASSES], np.float32)
+    dense = backbone.get_layer("logits")
+    dense.bias.assign(dense.bias.numpy() - tau * np.log(np.maximum(prior, 1e-4)))
+
+
+def export_run(run: Path, data_dir: Path, tta: str | None = None, prior_correction: float = 0.0) -> dict[str, Path]:
     """Convert ``run/best.keras`` to ``run/model_int8.tflite`` and ``run/model_float.tflite``.
 
     ``tta``: a models.select_tta candidate; None takes ``run/tta.json`` (written by select_tta)
     where it exists, else the mirror averaging if validation preferred it during training.
+    ``prior_correction``: tau folded into the output bias (see fold_prior_correction); 0: none.
     """
     import tensorflow as tf
 
@@ -89,11 +104,14 @@ def export_run(run: Path, data_dir: Path, tta: str | None = None) -> dict[str, P
             ("flip" if log.get("best", {}).get("flip_tta") else "none")
     views = CANDIDATES[tta]
     backbone = tf.keras.models.load_model(run / "best.keras")
+    if prior_correction:
+        fold_prior_correction(backbone, prior_correction, data_dir)
     model = inference_model(backbone, views)
     paths = {"float": run / "model_float.tflite", "int8": run / "model_int8.tflite"}
     paths["float"].write_bytes(convert(model, int8=False))
     paths["int8"].write_bytes(convert(model, int8=True, representative=representative_images(data_dir)))
-    meta = {"tta": tta, "views": list(views), "params": int(backbone.count_params()), "best": log.get("best")}
+    meta = {"tta": tta, "views": list(views), "params": int(backbone.count_params()), "best": log.get("best"),
+            "prior_correction_in_graph": prior_correction}
     (run / "export.json").write_text(json.dumps(meta, indent=2))
     print(f"exported {paths['int8']} ({paths['int8'].stat().st_size / 1e6:.2f} MB), test-time views {views}")
     return paths
@@ -105,9 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=ferplus.default_data_dir(), type=Path)
     p.add_argument("--tta", default="auto", help="test-time views baked into the graph: auto (run/tta.json from "
                    "models.select_tta) or a candidate name (none, flip, flip-zoom42, ...)")
+    p.add_argument("--prior-correction", type=float, default=0.0, metavar="TAU",
+                   help="fold a prior correction of this strength into the output bias (chosen on the "
+                        "odd-numbered Taiwanese performers by bench/accuracy.py --tune-prior)")
     p.add_argument("--ship", action="store_true", help="evaluate and install into edge/model/ (package data) with its card")
     args = p.parse_args(argv)
-    paths = export_run(args.run, args.data, None if args.tta == "auto" else args.tta)
+    paths = export_run(args.run, args.data, None if args.tta == "auto" else args.tta, args.prior_correction)
     if args.ship:
         from models import card
 
