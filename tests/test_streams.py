@@ -2,7 +2,8 @@
 
 Each test streams a shared video, runs the real source and frame processor on it, cuts the server off
 mid-run and brings it back on the same port: the source must notice, back off (each wait twice the
-last), reopen, and frames and events must continue; the source's stats count the outage.
+last), reopen, and frames and events must continue; the source's stats count the outage (outages, outage_s,
+failures, reopens).
 """
 from __future__ import annotations
 
@@ -135,6 +136,9 @@ def cut_and_restore(start, stop, url: str, caplog: pytest.LogCaptureFixture, out
         stats = consumer.source.stats
         assert stats.reopens >= 1 and stats.state == "open"
         assert stats.failures >= failures_during
+        # the outage is counted once, with about its length (cut to the first frame after the restore)
+        assert stats.outages == 1
+        assert outage_s <= stats.outage_s <= time.monotonic() - cut, stats
         # the face was gone for longer than tracking.max_age_s: it left, and came back as a new track
         assert consumer.events_after(cut, "face_left") >= 1
     finally:

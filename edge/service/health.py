@@ -81,7 +81,8 @@ def collect_stats(frames: int, faces_in_view: int, config_version: str | None, p
                 frame_lock.release()
         src = parts.source.stats
         stats["source"] = {"state": src.state, "frames": src.frames, "dropped": src.dropped,
-                           "failures": src.failures, "last_error": src.last_error or None}
+                           "failures": src.failures, "reopens": src.reopens, "outages": src.outages,
+                           "outage_s": round(src.outage_s, 1), "last_error": src.last_error or None}
         if parts.preview is not None:      # only with preview.mjpeg.enabled: where a dashboard may link to it
             stats["preview"] = {"mjpeg": preview_link(parts.preview.cfg.host, parts.preview.port)}
     temp = cpu_temperature()

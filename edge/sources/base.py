@@ -51,6 +51,8 @@ class SourceStats:
     skipped: int = 0         # unreadable files in an image folder
     failures: int = 0        # open/read failures and stalls (each reported)
     reopens: int = 0         # successful reopenings after a failure
+    outages: int = 0         # times frames stopped after they had been coming (each: one or more failures)
+    outage_s: float = 0.0    # seconds without frames in outages that are over (frames came back)
     last_error: str = ""
     state: str = "new"       # new, open, reopening, ended, closed, failed
 

@@ -37,6 +37,7 @@ class Source:
         self._grabber: LatestFrameGrabber | None = None
         self._index = 0
         self._hinted = False          # what to check has been said (once per source)
+        self._down_since: float | None = None   # monotonic time the current outage began
 
     def _backend(self) -> Backend:
         if self.kind in ("image", "folder"):
@@ -72,6 +73,9 @@ class Source:
             try:
                 for frame in (self._live_frames(backend) if self.live else self._file_frames(backend)):
                     failures_in_row = 0
+                    if self._down_since is not None:          # frames are back: the outage is over
+                        self.stats.outage_s += time.monotonic() - self._down_since
+                        self._down_since = None
                     yield frame
             except SourceError as exc:
                 failures_in_row += 1
@@ -133,6 +137,9 @@ class Source:
         """Report a failure (one line) and back off; False when closed meanwhile, SourceError when out of attempts."""
         self.stats.failures += 1
         self.stats.last_error = str(exc)
+        if failures_in_row == 1 and self.stats.frames and self._down_since is None:
+            self.stats.outages += 1                    # frames had been coming: a new outage starts
+            self._down_since = time.monotonic()
         self.stats.state = "reopening"
         limit = f"/{self.cfg.max_reopens}" if self.cfg.max_reopens else ""
         hint = ""
