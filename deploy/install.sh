@@ -195,10 +195,13 @@ EOF
     chmod 0600 "$ETC/env"
 fi
 "$VENV/bin/fer-edge" config validate "$ETC/config.yaml"
-# The service writes the config (remote config) and its state directory; nothing else.
-sys chown -R "$USER_NAME:$USER_NAME" /etc/fer-edge /var/lib/fer-edge
+# The service writes only its state directory (queue, models, remote config, serials). /etc/fer-edge
+# stays root's: the service may read config.yaml but not replace it, nor the root-only env file.
+sys chown -R "$USER_NAME:$USER_NAME" /var/lib/fer-edge
+sys chown root:"$USER_NAME" /etc/fer-edge /etc/fer-edge/config.yaml
 sys chown root:root /etc/fer-edge/env
 sys chmod 0750 /etc/fer-edge /var/lib/fer-edge
+sys chmod 0640 /etc/fer-edge/config.yaml
 
 # 6. systemd unit ---------------------------------------------------------------------------------
 say "unit: $UNIT_DIR/fer-edge.service"

@@ -146,6 +146,7 @@ def rig(tmp_path):
 
 # ---- item 3: probation and rollback --------------------------------------------------------------
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_a_change_to_an_unreachable_broker_port_is_rolled_back_and_reported(rig):
     version = rig.running_version()
@@ -166,6 +167,7 @@ def test_a_change_to_an_unreachable_broker_port_is_rolled_back_and_reported(rig)
     assert state["status"] == "duplicate" and state["version"] == version
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_a_change_to_a_source_that_cannot_be_opened_is_rolled_back(rig):
     version = rig.running_version()
@@ -181,6 +183,7 @@ def test_a_change_to_a_source_that_cannot_be_opened_is_rolled_back(rig):
     rig.assert_file_untouched()
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_a_good_source_change_passes_probation_and_is_kept_in_the_state_directory(rig):
     crowd = require_shared("video", "crowd_street_test.mp4")
@@ -321,6 +324,7 @@ def test_an_unsigned_message_cannot_send_images_off_the_device(tmp_path):
         r.close()
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_a_5_mb_config_message_is_dropped_by_the_broker_not_read_by_the_device(tmp_path):
     r = Rig(tmp_path, mqtt={"protocol": "5"})
@@ -334,6 +338,7 @@ def test_a_5_mb_config_message_is_dropped_by_the_broker_not_read_by_the_device(t
         r.close()
 
 
+@pytest.mark.slow
 def test_install_sh_keeps_etc_root_owned(tmp_path):
     res = subprocess.run(["bash", str(REPO / "deploy" / "install.sh"), "--prefix", str(tmp_path / "root"),
                           "--skip-models", "--no-start"], capture_output=True, text=True, timeout=600)
@@ -342,7 +347,7 @@ def test_install_sh_keeps_etc_root_owned(tmp_path):
     owned = [c for c in would if c.startswith("chown") and "fer-edge:fer-edge" in c]
     assert owned and all("/etc/fer-edge" not in c for c in owned), owned
     assert "chown root:fer-edge /etc/fer-edge /etc/fer-edge/config.yaml" in would
-    assert "chmod 0750 /etc/fer-edge" in would and "chmod 0640 /etc/fer-edge/config.yaml" in would
+    assert "chmod 0750 /etc/fer-edge /var/lib/fer-edge" in would and "chmod 0640 /etc/fer-edge/config.yaml" in would
     # and systemd does not let the service write there either
     unit = (REPO / "systemd" / "fer-edge.service").read_text()
     rw = [line for line in unit.splitlines() if line.startswith("ReadWritePaths=")]

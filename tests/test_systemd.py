@@ -35,8 +35,8 @@ def test_unit_says_what_the_issue_asks():
     for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
                        "PrivateTmp": "yes", "DevicePolicy": "closed", "NotifyAccess": "main"}.items():
         assert d[key] == [value], key
-    # written: only the queue/state directory and the config directory
-    assert d["ReadWritePaths"] == ["/var/lib/fer-edge /etc/fer-edge"]
+    # written: only the state directory (queue, models, remote config); /etc/fer-edge stays read-only
+    assert d["ReadWritePaths"] == ["/var/lib/fer-edge"]
     # devices: the camera (V4L2, media controller, DMA heaps for libcamera) and nothing else
     allowed = [v.split()[0] for v in d["DeviceAllow"]]
     assert all(a in ("char-video4linux", "char-media") or a.startswith("/dev/dma_heap/") for a in allowed), allowed
