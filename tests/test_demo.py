@@ -121,10 +121,16 @@ def events_of_demo(cfg: AppConfig, analyzer: FaceAnalyzer | None = None) -> list
     return [json.loads(e.to_json()) for e in events]
 
 
-def detector_types() -> list[str]:
-    """Every detector type the config accepts (the demo must work with each)."""
+def detector_cases() -> list[tuple[str, str]]:
+    """(detector type, profile) pairs the demo must work with: every type the config accepts, and
+    every profile of the default type (Haar's room search at full resolution takes a minute here,
+    so Haar runs at the kiosk profile)."""
     members = typing.get_args(AppConfig.model_fields["detector"].annotation)
-    return sorted(m.model_fields["type"].default for m in members)
+    types = sorted(m.model_fields["type"].default for m in members)
+    default = AppConfig().detector
+    profiles = typing.get_args(type(default).model_fields["profile"].annotation)
+    cases = [(t, "kiosk" if t == "haar" else default.profile) for t in types]
+    return cases + [(default.type, p) for p in profiles if p != default.profile and (default.type, p) not in cases]
 
 
 def test_demo_events_with_the_default_config():
@@ -132,13 +138,10 @@ def test_demo_events_with_the_default_config():
     check_demo_events(events_of_demo(cfg))
 
 
-@pytest.mark.parametrize("detector", detector_types())
-def test_demo_events_with_each_detector(detector):
-    section = {"type": detector}
-    members = typing.get_args(AppConfig.model_fields["detector"].annotation)
-    if any("fallback_to_haar" in m.model_fields for m in members if m.model_fields["type"].default == detector):
-        section["fallback_to_haar"] = False      # this detector itself, not Haar in its place
-    cfg = AppConfig.model_validate({"source": {"uri": "demo"}, "detector": section})
+@pytest.mark.parametrize("detector,profile", detector_cases())
+def test_demo_events_with_each_detector_and_profile(detector, profile):
+    cfg = AppConfig.model_validate({"source": {"uri": "demo"}, "detector": {
+        "type": detector, "profile": profile, "fallback_to_haar": False}})   # this detector, not Haar in its place
     try:
         analyzer = FaceAnalyzer(cfg)
     except ModelError as exc:                    # a fetched model that is not installed here
