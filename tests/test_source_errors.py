@@ -107,6 +107,23 @@ def test_camera_index_names_its_device_node(caplog):
     assert f"no device node /dev/video{index}" in caplog.records[0].getMessage()
 
 
+def absent_picamera(camera_num: int):
+    """What picamera2.Picamera2(n) does when libcamera lists no camera n."""
+    raise IndexError("list index out of range")
+
+
+def test_absent_picamera_is_explained_once_then_retried(caplog):
+    caplog.set_level(logging.INFO, "edge.sources")
+    src = open_source(SourceConfig(uri="picamera2", max_reopens=3, reopen_delay_s=0.01),
+                      picamera_factory=absent_picamera)
+    with pytest.raises(SourceError, match="giving up after 3 failures"):
+        list(src)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 3 and all("picamera2 camera 0 cannot be opened" in w for w in warnings)
+    assert "rpicam-hello --list-cameras" in warnings[0] and "fer-edge run --demo" in warnings[0]
+    assert not any("--demo" in w for w in warnings[1:])
+
+
 def test_service_with_an_absent_camera_keeps_running_and_retrying(absent_camera, tmp_path):
     cfg = config_file(tmp_path, absent_camera, reopen_delay_s=0.1, reopen_max_delay_s=0.2)
     err = tmp_path / "stderr"

@@ -12,6 +12,10 @@ from edge.formatting import one_line
 from edge.sources.base import SourceError
 
 
+PICAMERA_HINT = ("check the ribbon cable and that `rpicam-hello --list-cameras` lists the camera, and that this "
+                 "user is in the 'video' group; to try fer-edge without a camera: fer-edge run --demo")
+
+
 class Picamera2Backend:
     """The Raspberry Pi camera through picamera2 (imported only when this source is chosen).
 
@@ -42,7 +46,8 @@ class Picamera2Backend:
         try:
             cam = factory(self.camera_num)
         except Exception as exc:  # picamera2 raises RuntimeError/IndexError when the camera is absent or busy
-            raise SourceError(f"picamera2 camera {self.camera_num} cannot be opened: {one_line(exc, rest=False)}") from None
+            raise SourceError(f"picamera2 camera {self.camera_num} cannot be opened: {one_line(exc, rest=False)}",
+                              hint=PICAMERA_HINT) from None
         try:
             controls = {"FrameRate": float(self.cfg.fps)} if self.cfg.fps else {}
             # "RGB888" is B,G,R in memory: exactly OpenCV's BGR, no conversion needed
