@@ -121,15 +121,18 @@ def test_outcome_is_kept(tmp_path):
 
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="openssl not installed")
-def test_openssl_can_sign_the_same_format(tmp_path):
-    # what docs/config.md shows for signing without fer-edge
-    (tmp_path / "patch.yaml").write_bytes(b"# signer: ops\n# serial: 1764583380123\n# target: device/cam1\n" + BODY)
-    script = ("secret='the shared secret'\n"
-              "sig=$(openssl dgst -sha256 -hmac \"$secret\" -r < patch.yaml | cut -d' ' -f1)\n"
-              "{ printf '# signature: sha256=%s\\n' \"$sig\"; cat patch.yaml; } > signed.yaml\n")
-    subprocess.run(["bash", "-c", script], cwd=tmp_path, check=True)
+def test_the_openssl_recipe_of_docs_config_md(tmp_path):
+    # the exact shell lines of docs/config.md, "Signing messages", for signing without fer-edge
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    start = doc.index("secret='the shared secret'\n")
+    script = doc[start:doc.index("mosquitto_pub", start)]
+    (tmp_path / "patch.yaml").write_bytes(BODY)
+    subprocess.run(["bash", "-c", script.replace("lobby-cam-1", "cam1")], cwd=tmp_path, check=True)
     s = verify_message((tmp_path / "signed.yaml").read_bytes(), b"the shared secret", CAM)
-    assert s.serial == 1764583380123 and s.signer == "ops"
+    assert s.signer == "ops" and s.body == BODY
+    import time
+    assert abs(s.serial - time.time() * 1000) < 60_000           # the time in ms
 
 
 def test_a_change_left_on_probation_is_found_again(tmp_path):

@@ -41,8 +41,9 @@ class ServiceConfig(StrictModel):
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig, description="Stall detection")
     remote_config: RemoteConfigConfig = Field(default_factory=RemoteConfigConfig,
                                               description="Remote configuration over MQTT")
-    backups: int = Field(3, ge=0, le=20, description="Previous config files kept as config.yaml.1..N "
-                                                     "when a new one is written")
+    backups: int = Field(3, ge=0, le=20, description="Unused (kept so that existing files stay valid): the "
+                                                     "service never writes the config file; remote changes "
+                                                     "are saved in its state directory")
     stop_timeout_s: float = Field(5.0, gt=0, le=60, description="On SIGTERM: seconds allowed to stop "
                                                                  "capture and flush the event queue")
 
