@@ -198,6 +198,25 @@ def test_a_good_source_change_passes_probation_and_is_kept_in_the_state_director
     assert rig.running_version() == new_version     # and survives a restart
 
 
+@pytest.mark.slow
+@needs_mosquitto
+def test_a_service_killed_during_probation_starts_with_the_previous_config(rig):
+    version = rig.running_version()
+    dead = f"rtsp://127.0.0.1:{free_port()}/cam"
+    msg = signed(f"source:\n  uri: {dead}\n".encode(), serial=400)
+    before = rig.publish(msg)
+    assert rig.next_state(before, final=False)["status"] == "probation"
+    rig.service.proc.kill()                         # SIGKILL: no verdict, nothing saved
+    rig.service.proc.wait()
+    rig.service.close()
+    rig.start()
+    state = rig.states.json(STATE)[-1]
+    assert state["status"] == "startup" and "stopped before the change proved itself" in state["error"], state
+    assert state["version"] == version and rig.running_version() == version and rig.frames_flow()
+    again = rig.send(msg)                           # e.g. a retained copy: not a second try
+    assert again["status"] == "duplicate" and again["version"] == version
+
+
 # ---- item 4: replay-safe signing ------------------------------------------------------------------
 
 @needs_mosquitto
@@ -269,6 +288,19 @@ def test_config_validate_rejects_a_camera_id_unfit_for_topics(tmp_path, name):
                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2, res.stdout
     assert f"{path}:2: source.name:" in res.stderr, res.stderr
+
+
+def test_valid_camera_ids_are_their_own_home_assistant_ids():
+    # 'cam 1' and 'cam#1' both became 'cam_1' in the unique ids; now neither is a valid camera id
+    from pydantic import ValidationError
+
+    from edge.config.source import SourceConfig
+    from edge.publish.discovery import node_id
+    for name in ("cam1", "cam-1", "cam_1", "Lobby_East-2"):
+        assert node_id(SourceConfig(name=name).name) == name
+    for name in ("cam 1", "cam#1", "cam+1", "cam/1", "cam.1"):
+        with pytest.raises(ValidationError):
+            SourceConfig(name=name)
 
 
 @needs_mosquitto
