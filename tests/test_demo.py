@@ -13,7 +13,6 @@ import sys
 import typing
 from collections import Counter
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -24,17 +24,14 @@ import pytest
 
 from conftest import REPO
 
-pytestmark = pytest.mark.slow
-
 
 def readme_block(text: str, after: str) -> str:
-    """The first ```bash block after the first line starting with ``after`` (one command, joined)."""
+    """The commands of the first ```bash block after the first line starting with ``after``."""
     at = next((m.end() for m in re.finditer(rf"^{re.escape(after)}.*$", text, re.M)), None)
     assert at is not None, f"README.md has no line starting with {after!r}"
     m = re.compile(r"^```bash\n(.*?)^```", re.M | re.S).search(text, at)
     assert m, f"README.md: no ```bash block after {after!r}"
-    lines = [ln for ln in m.group(1).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    return " ".join(ln.rstrip("\\").strip() for ln in lines)
+    return "\n".join(ln for ln in m.group(1).splitlines() if ln.strip() and not ln.lstrip().startswith("#"))
 
 
 def test_readme_blocks_are_found():
@@ -43,6 +40,7 @@ def test_readme_blocks_are_found():
     assert readme_block(text, "Run the main job").startswith("fer-edge run")
 
 
+@pytest.mark.slow
 def test_fresh_clone_set_up_and_main_job_as_the_readme_says(tmp_path):
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("needs git and a git checkout to clone")
