@@ -19,7 +19,8 @@ default summary and stats intervals; each face gives face_appeared, emotion chan
   sim pass     the simulator's slowest pass over all devices (tick 0.1 s; it shares the cores with the broker)
 
 "Something gives" when lost > 0, ratio < 0.95, a push is not acknowledged by every device, or
-devices cannot connect; the step is marked and the run stops there. The machine's cores are shared
+devices cannot connect; the step is marked and the run stops there. A simulator that cannot keep
+its schedule is noted (its offered rate is then lower than nominal) but does not stop the run. The machine's cores are shared
 with the simulator itself, so the table says where *this* set-up gives, and which side gave.
 """
 from __future__ import annotations
@@ -113,6 +114,7 @@ class Row:
     sim_late_s: float = 0.0
     connected: int = 0
     gave: str = ""
+    note: str = ""
 
     @property
     def ratio(self) -> float:
@@ -235,8 +237,8 @@ def step(n: int, faces_per_min: float, seconds: float, folder: Path) -> Row:
                 row.gave = f"push acknowledged by {row.push_ok} of {n}"
             elif row.ratio < 0.95:
                 row.gave = f"delivered only {row.ratio:.0%} of offered"
-            elif row.sim_late_s > 1.0:
-                row.gave = f"a simulator pass took {row.sim_late_s:.1f} s (its CPU, not the broker)"
+            if row.sim_late_s > 1.0:      # noted, not a stop: 'offered' is what the simulator managed
+                row.note = f"simulator saturated (a pass took {row.sim_late_s:.1f} s)"
         finally:
             for w in workers:
                 try:
@@ -348,7 +350,7 @@ def _line(r: Row) -> str:
     push = f"{r.push_s:.2f}" if r.push_s is not None else "-"
     return (f"| {r.devices} | {r.rate:g} | {r.offered:.0f} | {r.delivered:.0f} | {r.ratio:.2f} | {r.lost} | {r.dup} "
             f"| {r.broker_cpu:.0f} % | {r.broker_rss_mb:.1f} | {push} | {r.push_ok}/{r.devices} | {r.sim_late_s:.2f} "
-            f"| {r.gave or '-'} |")
+            f"| {r.gave or r.note or '-'} |")
 
 
 if __name__ == "__main__":

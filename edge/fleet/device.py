@@ -103,6 +103,13 @@ class FleetConfig:
             exc.serial = signed.serial if signed else None    # echoed on config/state: the push is matched by it
             raise
 
+    def prepare_local(self, layer: str, patch: dict, base: LoadedConfig,
+                      env: Mapping[str, str] | None = None) -> Prepared:
+        """A change the device makes itself (a model update switching model.path): no message, no signature."""
+        state = self.state.changed(layer, patch)
+        doc = effective(base.document, state.layers, groups_of(base.document, state.layers))
+        return Prepared(validate_document(Document(doc, {}, f"{layer} layer"), env), state, layer, "change", None)
+
     def _prepare(self, layer: str, body: bytes, base: LoadedConfig, env: Mapping[str, str],
                  signed: Signed | None) -> Prepared:
         groups = groups_of(base.document, self.state.layers)

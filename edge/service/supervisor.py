@@ -32,7 +32,7 @@ from pathlib import Path
 from types import FrameType
 
 from edge.config import AppConfig, ConfigError, LoadedConfig, load_file
-from edge.fleet.layers import DEVICE_LAYER
+from edge.fleet import agent as fleet_agent
 from edge.events import Event
 from edge.exitcodes import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
 from edge.face_analyzer import FaceAnalyzer
@@ -124,7 +124,7 @@ class Service:
             log.warning("service.remote_config.enabled, but MQTT is not configured (mqtt.host): "
                         "remote config is off")
             return
-        sink.subscribe("config/set", partial(self.on_config_message, layer=DEVICE_LAYER))
+        fleet_agent.subscribe_fleet(self, sink, cfg)      # config/set of the device and its groups, model/set
 
     def _start_worker(self) -> None:
         assert self.parts is not None
@@ -187,6 +187,7 @@ class Service:
                 self._reload_requested = False
                 self._reload_from_file()
             self._apply_pending_messages()
+            fleet_agent.tick(self)
             try:
                 self.changes.tick(time.monotonic())
             except RollbackFailed as exc:
@@ -283,7 +284,7 @@ class Service:
         """Frames processed so far (all time)."""
         return self._frames
 
-    def on_config_message(self, payload: bytes, layer: str = DEVICE_LAYER) -> None:
+    def on_config_message(self, payload: bytes, layer: str = fleet_agent.DEVICE_LAYER) -> None:
         """paho's thread: hand a message for ``layer`` over (a too-large one unread); publishing here could deadlock."""
         too_large = len(payload) > self.cfg.service.remote_config.max_payload_bytes
         self._inbox.put(layer, TooLarge(len(payload)) if too_large else bytes(payload))
