@@ -60,6 +60,8 @@ class EmotionModel:
     def __init__(self, path: str | Path = SHIPPED_MODEL, card_path: str | Path | None = None,
                  threads: int = 1, verify_sha256: bool = True, prior_correction: float = 0.0) -> None:
         self.path = Path(path)
+        if not self.path.is_file():     # before the card: "card not found" would send the user the wrong way
+            raise ModelError(f"no such model: {self.path}")
         self.card = ModelCard.load(Path(card_path) if card_path else self.path.with_suffix(".json"))
         self._reweight = None      # per-class score weights for prior correction, None when off
         if prior_correction > 0:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -29,3 +31,24 @@ def require_shared(*parts: str) -> Path:
 def shared_data() -> Path:
     """The shared data folder (skips the test where it is absent)."""
     return require_shared()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path_factory, monkeypatch):
+    """No test touches the user's real state: a default queue.path lands in a temporary folder."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _closes_its_mqtt_sinks():
+    """A test closes the MqttSinks it opens: a leftover client keeps reconnecting and logging into later tests."""
+    before = {t for t in threading.enumerate() if t.name == "mqtt-sender"}
+    yield
+    deadline = time.monotonic() + 3.0
+    while True:
+        left = [t for t in threading.enumerate() if t.name == "mqtt-sender" and t not in before and t.is_alive()]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not left, f"{len(left)} MqttSink(s) left open by this test: close them (sink.close())"

@@ -5,6 +5,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,10 @@ ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     prefix = tmp_path_factory.mktemp("root")
-    res = subprocess.run(["bash", str(INSTALL), "--prefix", str(prefix), "--skip-models", "--board", "pi"],
+    # --python: the interpreter running the tests (a fresh machine runs them in a venv of its own,
+    # whose packages the installed venv must see; `python3` on PATH may be a bare base Python).
+    res = subprocess.run(["bash", str(INSTALL), "--prefix", str(prefix), "--skip-models", "--board", "pi",
+                          "--python", sys.executable],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     return prefix, res.stdout

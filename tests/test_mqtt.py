@@ -18,6 +18,8 @@ from edge.config.events import EventsConfig
 from edge.publish import build_sink
 from bench.publish_demo import demo_event
 from edge.config.mqtt import MqttConfig
+from edge.config.queue import QueueConfig
+from edge.publish.queue import EventQueue
 
 pytestmark = needs_mosquitto
 
@@ -197,7 +199,8 @@ def test_bad_settings_give_one_clear_error(tmp_path):
         build_sink("a/b", mqtt=MqttConfig(host="127.0.0.1"))
     with pytest.raises(ValueError, match=r"mqtt.tls.ca_file: .*missing.pem not found"):
         build_sink("d", mqtt=MqttConfig(host="127.0.0.1", tls={"enabled": True, "ca_file": str(tmp_path / "missing.pem")}),
-                   queue={"path": str(tmp_path / "q.db")} and None)
+                   queue=QueueConfig(path=str(tmp_path / "q.db")))
+    EventQueue(tmp_path / "q.db").close()       # the failed sink left its queue file free (issue 12.7)
     with pytest.raises(ValueError, match="qos"):
         MqttConfig(qos=3)
 

@@ -74,6 +74,11 @@ class FakePicamera2:
         self.calls.append(("close",))
 
 
+def own_records(caplog) -> list[logging.LogRecord]:
+    """The captured records of the sources' logger only: threads left by other tests may log meanwhile."""
+    return [r for r in caplog.records if r.name.startswith("edge.sources")]
+
+
 @pytest.fixture
 def video_frames():
     return read_video_frames(8)
@@ -134,7 +139,7 @@ def test_folder_skips_unreadable_files_with_one_line_each(tmp_path, caplog):
     frames = list(src)
     assert [f.index for f in frames] == [0, 1, 2, 3]
     assert src.stats.skipped == 1
-    lines = [r.getMessage() for r in caplog.records]
+    lines = [r.getMessage() for r in own_records(caplog)]
     assert len(lines) == 1 and "broken.jpg" in lines[0] and "not a readable image" in lines[0]
     assert [p.name for p in list_images(tmp_path)] == ["0.jpg", "1.jpg", "2.jpg", "broken.jpg", "deep.png"]
 
@@ -145,7 +150,7 @@ def test_empty_folder_is_reported_retried_then_given_up(tmp_path, caplog):
     with pytest.raises(SourceError, match="holds no images"):
         list(src)
     assert src.stats.failures == 2 and src.stats.state == "failed"
-    assert len(caplog.records) == 2 and all("holds no images" in r.getMessage() for r in caplog.records)
+    assert len(own_records(caplog)) == 2 and all("holds no images" in r.getMessage() for r in own_records(caplog))
 
 
 def test_video_file_all_frames_with_media_time():
@@ -188,9 +193,9 @@ def test_missing_camera_is_reported_and_retried_with_backoff(caplog):
     assert src.live and src.kind == "camera"
     with pytest.raises(SourceError, match="giving up after 3 failures"):
         list(src)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [r.getMessage() for r in own_records(caplog) if r.levelno == logging.WARNING]
     assert len(warnings) == 3 and all("camera /dev/video97 cannot be opened" in w for w in warnings)
-    waits = [r.getMessage() for r in caplog.records if "reopening" in r.getMessage()]
+    waits = [r.getMessage() for r in own_records(caplog) if "reopening" in r.getMessage()]
     # doubling backoff between the attempts; no wait after the last one
     assert waits == ["source: reopening camera /dev/video97 in 0.02 s", "source: reopening camera /dev/video97 in 0.04 s"]
 
@@ -284,7 +289,7 @@ def test_picamera2_capture_failure_is_reported_and_reopened(video_frames, caplog
     assert src.stats.failures >= 2 and src.stats.reopens >= 2
     assert len(FakePicamera2.instances) >= 3
     assert ("close",) in FakePicamera2.instances[0].calls       # the failed camera was released
-    assert "capture failed: Device or resource busy" in caplog.records[0].getMessage()
+    assert "capture failed: Device or resource busy" in own_records(caplog)[0].getMessage()
 
 
 def test_picamera2_stall_is_detected_and_reopened(video_frames, caplog):
@@ -296,7 +301,7 @@ def test_picamera2_stall_is_detected_and_reopened(video_frames, caplog):
     for cam in FakePicamera2.instances:
         cam.unblock.set()
     assert src.stats.reopens >= 1 and "stalled" in src.stats.last_error
-    assert any("no frame for 0.2 s (stalled)" in r.getMessage() for r in caplog.records)
+    assert any("no frame for 0.2 s (stalled)" in r.getMessage() for r in own_records(caplog))
 
 
 def test_picamera2_missing_camera_gives_up_with_clear_line():
@@ -324,7 +329,8 @@ def test_close_wakes_a_consumer_waiting_on_a_stalled_camera(video_frames, caplog
     threading.Timer(0.3, src.close).start()
     start = time.monotonic()
     assert sum(1 for _ in src) == 1
-    assert time.monotonic() - start < 5 and caplog.records == []    # ended by close, not by the stall timeout
+    # ended by close, not by the stall timeout (only this source's log counts: other tests' threads may log too)
+    assert time.monotonic() - start < 5 and own_records(caplog) == []
     for cam in FakePicamera2.instances:
         cam.unblock.set()
 

@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if analyzer is None:
         return code
     failed = pictures = faces = 0
+    written: set[Path] = set()          # annotated names taken so far: a/x.jpg and b/x.jpg must not collide
     for item in _expand(args.inputs, args.every):
         if isinstance(item, str):          # an input that could not be read: its one-line reason
             print(f"fer-edge detect: {item}", file=sys.stderr)
@@ -139,7 +140,11 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(record), flush=False)
         faces += len(results)
         if args.annotate is not None:
-            failed += not _write_annotated(args.annotate / out_name, image, results)
+            name = _unique(_annotated_name(out_name), written)
+            if name != _annotated_name(out_name):
+                print(f"fer-edge detect: {path}: annotated picture written as {name} "
+                      f"({_annotated_name(out_name)} came from an earlier input)", file=sys.stderr)
+            failed += not _write_annotated(args.annotate / name, image, results)
     sys.stdout.flush()
     print(f"fer-edge detect: {pictures} picture(s), {faces} face(s), {failed} failed input(s); "
           f"detector {analyzer.detector_id}, model {analyzer.model_id or 'none'}", file=sys.stderr)
@@ -204,6 +209,21 @@ def _expand(inputs: list[str], every: int = 1) -> Iterator[str | tuple[Path, int
             yield path, None, 0.0, image, Path(path.name)
 
 
+def _annotated_name(name: Path) -> Path:
+    """The output name of an annotated picture: ``name``, as JPEG unless it is a JPEG or PNG already."""
+    return name if name.suffix.lower() in (".jpg", ".jpeg", ".png") else name.with_suffix(".jpg")
+
+
+def _unique(name: Path, taken: set[Path]) -> Path:
+    """``name``, or ``name`` with -2, -3, ... before its suffix when it is taken; the result is added to ``taken``."""
+    candidate, k = name, 1
+    while candidate in taken:
+        k += 1
+        candidate = name.with_name(f"{name.stem}-{k}{name.suffix}")
+    taken.add(candidate)
+    return candidate
+
+
 def _write_annotated(target: Path, image: np.ndarray, results: list) -> bool:
     """Write ``image`` with boxes, landmarks and emotion labels; False (and one stderr line) on failure."""
     import cv2
@@ -217,7 +237,7 @@ def _write_annotated(target: Path, image: np.ndarray, results: list) -> bool:
         if cls is not None:
             text = f"{cls.label} {cls.score:.2f}"
             cv2.putText(out, text, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1, cv2.LINE_AA)
-    target = target.with_suffix(target.suffix if target.suffix.lower() in (".jpg", ".jpeg", ".png") else ".jpg")
+    target = _annotated_name(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(target), out):

@@ -7,7 +7,11 @@
 It runs the same FrameProcessor as the service (detect every N frames, track, classify at a rate);
 ``--events`` also prints the events as JSON lines through the same sink as ``fer-edge run`` without
 a broker (ids, sequence numbers, the device id, and real dates for file sources). The MJPEG stream
-listens on 127.0.0.1 unless ``--host`` says otherwise: it shows faces.
+listens on 127.0.0.1 unless ``--host`` says otherwise: it shows faces. While a preview is shown
+(window or MJPEG) a video file plays at its own frame rate (``--no-pace``: as fast as possible), and
+``--loop`` starts it again at the end, so that a viewer who connects late still sees something.
+SIGTERM and Ctrl-C stop it as the end of the source does (the faces still in view get their
+``face_left`` events).
 
 Exit codes: 0 done (source ended or quit); 2 usage/config error or no way to show the preview;
 3 a model, camera or port could not be opened.
@@ -15,6 +19,7 @@ Exit codes: 0 done (source ended or quit); 2 usage/config error or no way to sho
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -46,6 +51,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-window", action="store_true", help="do not open an OpenCV window")
     parser.add_argument("--events", action="store_true", help="print the events as JSON lines on stdout")
     parser.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N frames (0: no limit)")
+    parser.add_argument("--loop", action="store_true", help="video files, images, folders: start again at the end")
+    parser.add_argument("--pace", action=argparse.BooleanOptionalAction, default=None,
+                        help="play a video file at its frame rate (default: yes while a window or MJPEG "
+                             "preview is shown, else as fast as possible)")
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: stop as at the end of the source."""
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)      # a second SIGTERM during the clean-up ends it at once
+    raise Terminated()
 
 
 def _config(args: argparse.Namespace) -> AppConfig:
@@ -59,7 +77,12 @@ def _config(args: argparse.Namespace) -> AppConfig:
         mjpeg = mjpeg.model_copy(update={"enabled": True, **({"port": args.mjpeg} if args.mjpeg >= 0 else {})})
     if args.host:
         mjpeg = mjpeg.model_copy(update={"host": args.host})
-    return cfg.model_copy(update={"preview": cfg.preview.model_copy(update={"mjpeg": mjpeg})})
+    # A preview of a file is watched: at its own speed, or it is over before a browser connects.
+    shown = mjpeg.enabled or (cfg.preview.window and not args.no_window)
+    pace = (cfg.source.pace or shown) if args.pace is None else args.pace
+    source = cfg.source.model_copy(update={"pace": pace, "loop": cfg.source.loop or args.loop})
+    return cfg.model_copy(update={"source": source,
+                                  "preview": cfg.preview.model_copy(update={"mjpeg": mjpeg})})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,9 +121,14 @@ def run(args: argparse.Namespace) -> int:
     proc = FrameProcessor(cfg, analyzer)
     source = open_source(cfg.source)
     sink = StdoutSink(cfg.device.id, cfg.events) if args.events else None
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return _loop(args, cfg, source, proc, server, window, sink)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as exc:
+        print(f"{PROG}: stopped by {'SIGTERM' if isinstance(exc, Terminated) else 'Ctrl-C'} after the frame in "
+              f"progress", file=sys.stderr)
+        if sink is not None:
+            sink.publish_all(proc.close())      # as at the end of the source: face_left for faces in view
         return EXIT_OK
     finally:
         source.close()
