@@ -60,7 +60,7 @@ CROWD_ROWS: list[tuple[str, dict]] = [
     ("short-range, tiles 320", {"detector": {"type": "blazeface", "profile": "kiosk", "blazeface": {"tile_px": 320}}}),
     ("default (auto: short-range, else full-range tiles 256+512)", {}),
     ("default, one-pass tracker", {"tracking": {"new_track_score": 0.0}}),
-    ("full-range, tiles 320 (room)", {"detector": {"profile": "room", "blazeface_full": {"tiles": [320]}}}),
+    ("full-range, tiles 320 (room)", {"detector": {"type": "blazeface", "profile": "room", "blazeface_full": {"tiles": [320]}}}),
     ("yunet room (width 960)", {"detector": {"type": "yunet", "profile": "room", "fallback_to_haar": False}}),
 ]
 SINGLE_ROWS = [("previous default (short-range, one pass)", PREVIOUS), ("default (auto)", {})]

@@ -13,8 +13,9 @@ class TrackingConfig(StrictModel):
 
     iou_threshold: float = Field(0.3, ge=0.0, le=1.0, description="A detection continues a track when their boxes "
                                  "overlap at least this much (intersection over union).")
-    max_center_distance: float = Field(0.5, ge=0.0, le=5.0, description="... or when its centre is within this "
-                                       "many face widths of the track's predicted centre (fast movement).")
+    max_center_distance: float = Field(1.0, ge=0.0, le=5.0, description="... or when its centre is within this "
+                                       "many face widths of the track's predicted centre (fast movement; small "
+                                       "far faces move more than half their width between detections).")
     min_hits: int = Field(3, ge=1, le=50, description="Detections needed before a track is confirmed (reported, "
                           "classified, face_appeared sent); a track that misses a detection before that is "
                           "dropped silently, which removes one-off false faces.")

@@ -34,7 +34,7 @@ class ProfileDetector:
 
     def __init__(self, kiosk: FaceDetector, room: FaceDetector, cfg: DetectorSection) -> None:
         self.kiosk, self.room, self.cfg = kiosk, room, cfg
-        self.detector_id = f"auto:{kiosk.detector_id}|{room.detector_id}"
+        self.detector_id = f"{kiosk.detector_id}+auto:{room.detector_id}"   # starts with the backend, as others
         self.mode = "kiosk"                  # which search gave the last answer: kiosk | room
         self.room_runs = 0                   # room searches so far (for benchmarks and stats)
         self._last_room: float | None = None
