@@ -16,6 +16,8 @@ default summary and stats intervals; each face gives face_appeared, emotion chan
   dup          events received twice (at-least-once re-sends; same id)
   broker CPU   mosquitto's CPU time / wall time over the step (100 % = one core), and its peak RSS
   push->all    a signed group config push (fer-edge fleet's own code) until every device answered
+  apply ms     what one device spent on it (signature, serial, merge, validation, answer): mean / max;
+               on a real device this runs on its own CPU, here all devices share the machine's cores
   sim pass     the simulator's slowest pass over all devices (tick 0.1 s; it shares the cores with the broker)
 
 "Something gives" when lost > 0, ratio < 0.95, a push is not acknowledged by every device, or
@@ -72,11 +74,19 @@ class RemoteConfigAgent:
         self.fleet = FleetConfig(folder / f"{dev.id}.yaml", LayerStore(folder / f"{dev.id}-layers.json"), dev.id,
                                  ReplayGuard(folder / f"{dev.id}-serials.json"))
         self.lock = threading.Lock()
+        self.apply_ms: list[float] = []       # receipt of a message to its answer being queued, per message
         self._state(None, None, None)
         for topic, layer in self.fleet.topics(PREFIX, dev.id, groups).items():
             dev.sink.subscribe_topic(topic, lambda payload, layer=layer: self.on_message(layer, payload))
 
     def on_message(self, layer: str, payload: bytes) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._handle(layer, payload)
+        finally:
+            self.apply_ms.append(1000 * (time.perf_counter() - t0))
+
+    def _handle(self, layer: str, payload: bytes) -> None:
         with self.lock:
             try:
                 prepared = self.fleet.prepare(layer, payload, self.base, self.loaded.config.service.remote_config, ENV)
@@ -115,6 +125,7 @@ class Row:
     connected: int = 0
     gave: str = ""
     note: str = ""
+    apply_ms: tuple[float, float] = (0.0, 0.0)    # one device's handling of the push: mean, max
 
     @property
     def ratio(self) -> float:
@@ -228,6 +239,8 @@ def step(n: int, faces_per_min: float, seconds: float, folder: Path) -> Row:
             got, row.lost, row.dup = count_events(events_file, last)
             row.delivered = got / drained_s
             row.push_s, row.push_ok = result.get("push", (None, 0))
+            apply_ms = sorted(ms for d in drained for ms in d["apply_ms"])
+            row.apply_ms = (sum(apply_ms) / len(apply_ms), apply_ms[-1]) if apply_ms else (0.0, 0.0)
             queued = sum(d["queued"] for d in drained)
             if queued:
                 row.gave = f"{queued} events still queued 60 s after the end"
@@ -281,7 +294,8 @@ def worker(index: int, n: int, faces_per_min: float, seconds: float, port: int, 
         while sum(d.sink.queue.depth for d in fleet.devices) and time.monotonic() < deadline:
             time.sleep(0.2)
         print(json.dumps({"last_seq": {d.id: d.sink.queue.last_seq for d in fleet.devices},
-                          "queued": sum(d.sink.queue.depth for d in fleet.devices)}), flush=True)
+                          "queued": sum(d.sink.queue.depth for d in fleet.devices),
+                          "apply_ms": [ms for a in agents for ms in a.apply_ms]}), flush=True)
         sys.stdin.readline()                  # until the parent is done (push answers come from these devices)
     finally:
         fleet.close()
@@ -343,13 +357,13 @@ def main() -> int:
 
 
 HEADER = ("| devices | faces/min/device | offered ev/s | delivered ev/s | ratio | lost | dup | broker CPU | broker RSS MB "
-          "| push->all s | pushed ok | sim pass s | gave |")
+          "| push->all s | pushed ok | device apply ms mean/max | sim pass s | gave |")
 
 
 def _line(r: Row) -> str:
     push = f"{r.push_s:.2f}" if r.push_s is not None else "-"
     return (f"| {r.devices} | {r.rate:g} | {r.offered:.0f} | {r.delivered:.0f} | {r.ratio:.2f} | {r.lost} | {r.dup} "
-            f"| {r.broker_cpu:.0f} % | {r.broker_rss_mb:.1f} | {push} | {r.push_ok}/{r.devices} | {r.sim_late_s:.2f} "
+            f"| {r.broker_cpu:.0f} % | {r.broker_rss_mb:.1f} | {push} | {r.push_ok}/{r.devices} | {r.apply_ms[0]:.0f}/{r.apply_ms[1]:.0f} | {r.sim_late_s:.2f} "
             f"| {r.gave or r.note or '-'} |")
 
 
