@@ -46,6 +46,12 @@ def service_config(tmp_path: Path, broker: Broker, preview: bool = False) -> Pat
         "stats": {"interval_s": 1.0}})
 
 
+def read(driver, selector: str, what: str = "textContent") -> str | None:
+    """One property of the first element matching ``selector``, read in one step (the page re-renders often)."""
+    return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e[arguments[1]] : null;",
+                                 selector, what)
+
+
 def card(driver, device: str = DEVICE) -> dict | None:
     return driver.execute_script(READ_CARD, device)
 
@@ -73,8 +79,8 @@ def test_the_page_shows_what_a_real_service_publishes_then_stopped_then_offline(
                 appeared = next(e for e in seen.json(f"fer-edge/{DEVICE}/events") if e["type"] == "face_appeared")
                 wait_until(lambda: driver.find_elements("css selector", f'#ticker [data-id="{appeared["id"]}"]'), 10,
                            "the face_appeared event in the latest events")
-                row = driver.find_element("css selector", f'#ticker [data-id="{appeared["id"]}"]')
-                assert row.get_attribute("data-type") == "face_appeared" and "appeared" in row.text
+                row = f'#ticker [data-id="{appeared["id"]}"]'
+                assert read(driver, row + '[data-type="face_appeared"]') and "appeared" in read(driver, row)
 
                 # faces in view and the emotion mix are those of the last retained state the device published
                 def matches() -> dict | None:
@@ -91,14 +97,15 @@ def test_the_page_shows_what_a_real_service_publishes_then_stopped_then_offline(
                       f"mix {both['published']['mix']}")
 
                 # the camera view: the same event in the camera's list, and the summaries drawn in the timeline
-                driver.find_element("css selector", f'.card[data-device="{DEVICE}"]').click()
+                wait_until(lambda: driver.find_element("css selector", f'.card[data-device="{DEVICE}"]').click() or True,
+                           10, "a click on the device's card")
                 wait_until(lambda: driver.find_elements("css selector", f'.cam[data-camera="cam0"] [data-id="{appeared["id"]}"]'),
                            10, "the face_appeared event in the camera view")
                 wait_until(lambda: driver.execute_script(
                     f'return window.ferDash.devices.get("{DEVICE}").cameras.get("cam0").summaries.length') >= 1, 20,
                     "a summary for the timeline")
                 assert driver.find_elements("css selector", '.cam[data-camera="cam0"] canvas.timeline')
-                fps = driver.find_element("css selector", '.device dd[data-k="fps"]').text
+                fps = read(driver, '.device dd[data-k="fps"]')
                 assert fps.replace(".", "").isdigit(), fps
                 assert not driver.find_elements("css selector", ".device a.preview")   # MJPEG is off: no link
 
@@ -112,8 +119,7 @@ def test_the_page_shows_what_a_real_service_publishes_then_stopped_then_offline(
                 svc = ServiceProcess(service_config(tmp_path, broker, preview=True))
                 svc.wait_ready(60)
                 wait_until(lambda: state_of(driver) == "online", 20, "online again after a restart")
-                link = wait_until(lambda: driver.find_elements("css selector", ".device a.preview"), 20,
-                                  "the MJPEG preview link")[0].get_attribute("href")
+                link = wait_until(lambda: read(driver, ".device a.preview", "href"), 20, "the MJPEG preview link")
                 published = [s["preview"]["mjpeg"] for s in seen.json(f"fer-edge/{DEVICE}/stats") if "preview" in s]
                 assert link == published[-1] and link.startswith("http://127.0.0.1:"), (link, published)
                 with urllib.request.urlopen(link + "snapshot.jpg", timeout=10) as resp:   # the device serves frames
@@ -123,7 +129,7 @@ def test_the_page_shows_what_a_real_service_publishes_then_stopped_then_offline(
                 svc.proc.send_signal(signal.SIGKILL)
                 svc.proc.wait(10)
                 wait_until(lambda: state_of(driver) == "offline", 20, "offline (last will) after SIGKILL")
-                badge = driver.find_element("css selector", f'[data-device="{DEVICE}"] .state').text
+                badge = read(driver, f'[data-device="{DEVICE}"] .state')
                 assert badge.startswith("offline") and "since" in badge
                 assert not [l for l in driver.get_log("browser") if l["level"] == "SEVERE"]
             finally:
@@ -155,7 +161,7 @@ def test_devices_come_and_go_and_the_page_survives_a_broker_restart(tmp_path):
                 wait_until(lambda: card(driver, "b2") is None, 10, "the removed device gone from the page")
                 broker.stop()
                 wait_until(lambda: driver.find_element("id", "banner").is_displayed(), 15, "the broker-down banner")
-                assert "since" in driver.find_element("id", "banner").text
+                assert "since" in read(driver, "#banner")
                 broker.start()
                 pub.reconnect()
                 wait_until(lambda: not driver.find_element("id", "banner").is_displayed(), 20, "the banner gone")

@@ -37,11 +37,14 @@ function device(id) {
   return dev;
 }
 
-/* true the first time an event id is seen on this device; the set forgets its oldest ids */
+/* true the first time an event id is seen on this device; the set forgets its oldest ids. The server
+   already de-duplicates (its window: limits.seen_ids); the page only guards its own view, so a
+   shorter window is enough and keeps a kiosk's memory small. */
+const PAGE_SEEN_IDS = 512;
 function firstSight(dev, id) {
   if (dev.seen.has(id)) return false;
   dev.seen.set(id, true);
-  if (dev.seen.size > Dash.limits.seen_ids) dev.seen.delete(dev.seen.keys().next().value);
+  if (dev.seen.size > Math.min(PAGE_SEEN_IDS, Dash.limits.seen_ids)) dev.seen.delete(dev.seen.keys().next().value);
   return true;
 }
 
