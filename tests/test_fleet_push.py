@@ -131,10 +131,32 @@ def test_push_to_one_device_and_rollback_restore_the_previous_version(rig, tmp_p
     assert rig.listing()["fb"]["config_version"] == before
 
 
+def test_a_group_and_a_device_change_sent_at_once_both_hold_and_the_device_wins(rig, tmp_path):
+    from edge.config import document_version, load_file
+    from edge.fleet.layers import effective
+
+    group_patch = _patch(tmp_path, "schedule:\n  detect_every: 5\ntracking:\n  ema_half_life_s: 0.65\n")
+    device_patch = tmp_path / "device.yaml"
+    device_patch.write_text("schedule:\n  detect_every: 2\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FER_EDGE_CONFIG_SECRET": SECRET}
+    cmd = [sys.executable, "-m", "edge.cli", "fleet", "--port", str(rig.broker.port), "push"]
+    pushes = [subprocess.Popen(cmd + args, cwd=REPO, env=env, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+              for args in ([str(group_patch), "--group", "eu"], [str(device_patch), "--device", "fb"])]
+    outs = [p.communicate(timeout=120) for p in pushes]
+    assert all(p.returncode == 0 for p in pushes), outs
+    folder = Path(rig.services["fb"].config).parent
+    layers = json.loads((folder / "state" / "fleet-layers.json").read_text())["layers"]
+    running = effective(load_file(folder / "config.yaml").document, layers, DEVICES["fb"][0])
+    assert running["schedule"]["detect_every"] == 2              # the device's own value, whatever came first
+    assert running["tracking"]["ema_half_life_s"] == 0.65         # the group's value over the file's
+    assert rig.listing()["fb"]["config_version"] == document_version(running)
+
+
 def test_a_change_every_device_rejects_names_the_key(rig, tmp_path):
-    out = rig.fleet("push", str(_patch(tmp_path, "schedule:\n  detect_every: 0\n")), "--group", "eu")
+    out = rig.fleet("push", str(_patch(tmp_path, "tracking:\n  ema_half_life_s: -1\n")), "--group", "eu")
     assert out.returncode == 1
-    assert "fb: rejected" in out.stdout and "schedule.detect_every" in out.stdout
+    assert "fb: rejected" in out.stdout and "tracking.ema_half_life_s" in out.stdout
 
 
 def test_unsigned_push_where_signatures_are_required_is_refused_before_sending(rig, tmp_path):
