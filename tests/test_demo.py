@@ -97,6 +97,7 @@ def test_demo_source_plays_the_clip_once_in_media_time():
     assert src.stats.state == "ended" and src.stats.failures == 0
 
 
+@pytest.mark.slow
 def test_demo_source_loops_when_asked():
     src = open_source(SourceConfig(uri="demo", loop=True))
     n = 0
@@ -137,6 +138,7 @@ def test_demo_events_with_the_default_config():
     check_demo_events(events_of_demo(cfg))
 
 
+@pytest.mark.slow      # the default pair runs in the fast tier too (test_demo_events_with_the_default_config)
 @pytest.mark.parametrize("detector,profile", detector_cases())
 def test_demo_events_with_each_detector_and_profile(detector, profile):
     cfg = AppConfig.model_validate({"source": {"uri": "demo"}, "detector": {
