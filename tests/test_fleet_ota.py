@@ -27,6 +27,7 @@ from edge.classify import EmotionModel  # noqa: E402
 from edge.config import RemoteConfigConfig  # noqa: E402
 from edge.config.model import SHIPPED_MODEL, ModelConfig  # noqa: E402
 from edge.config.mqtt import MqttConfig  # noqa: E402
+from edge.events import load_schema  # noqa: E402
 from edge.fleet.device import state_payload  # noqa: E402
 from edge.fleet.ota import ModelUpdater  # noqa: E402
 from edge.fleet.selftest import Faces  # noqa: E402
@@ -128,6 +129,15 @@ class Device:
         self.sink.close(1.0)
 
 
+def check_states(states) -> None:
+    """Every model/state payload received so far matches edge/schemas/model_state.schema.json."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(load_schema("model_state"))
+    for payload in states.json():
+        validator.validate(payload)
+
+
 @pytest.fixture()
 def rig(tmp_path):
     with Broker(persistence=False) as broker:
@@ -137,6 +147,7 @@ def rig(tmp_path):
         faces_file.write_bytes(faces.to_bytes())
         states = broker.subscribe_collect(f"fer-edge/{DEVICE}/model/state")
         yield broker, device, faces, faces_file, states
+        check_states(states)
         device.close()
 
 
