@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO  # noqa: E402
 
 from bench.broker import Broker, mosquitto_available  # noqa: E402
+from edge.publish.duplicate import DuplicateWatch  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto")
 DEVICE = "twin"
@@ -69,3 +70,35 @@ def test_two_processes_with_one_device_id_are_detected_and_stop_kicking_each_oth
         assert len({(p["device"], p["seq"]) for p in by_id.values()}) == COUNT, "device+seq alone collides here"
         for inst in instances:
             assert sorted(p["seq"] for p in by_id.values() if p["instance"] == inst) == list(range(1, COUNT + 1))
+
+
+def test_a_restart_under_the_same_id_is_not_a_duplicate(tmp_path):
+    # The killed process's retained status and last will are an earlier run of this device, not a twin.
+    with Broker() as broker:
+        alarm = broker.subscribe_collect(f"fer-edge/{DEVICE}/duplicate")
+        status = broker.subscribe_collect(f"fer-edge/{DEVICE}/status")
+        first = start_demo(broker, tmp_path, "a")
+        assert status.wait_for(lambda m: any(x.json()["state"] == "online" for x in m), timeout=30)
+        first.kill()
+        first.communicate(timeout=10)
+        second = start_demo(broker, tmp_path, "a")           # same queue file: the same device restarted
+        try:
+            assert status.wait_for(lambda m: len({x.json().get("instance") for x in m
+                                                  if x.json()["state"] == "online"}) == 2, timeout=30)
+            time.sleep(3.0)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            log = second.communicate(timeout=30)[1]
+        assert alarm.messages == [] and "same device id" not in log, log[-2000:]
+
+
+def test_the_retained_status_found_on_the_first_connection_never_counts():
+    # A Pi without a real-time clock may start with its clock behind the previous run's last status.
+    watch = DuplicateWatch(DEVICE, "mine", started_epoch=1000.0)
+    later = b'{"state": "offline", "instance": "old", "epoch": 2000.0}'
+    assert watch.check(later, retained=True, first_connection=True) is None
+    assert watch.check(b'{"state": "offline", "instance": "old", "epoch": 900.0}', retained=True) is None
+    assert watch.check(later, retained=True) == ("old", "offline")               # found on a reconnection
+    assert watch.check(b'{"state": "online", "instance": "twin", "epoch": 5.0}') == ("twin", "online")   # live
+    assert watch.check(b'{"state": "online", "instance": "mine", "epoch": 2000.0}') is None
+    assert watch.check(b"not json") is None and sorted(watch.others) == ["old", "twin"]

@@ -1,10 +1,13 @@
 """Noticing a second process that publishes under this device id (issue 12.6).
 
 Two processes with one device id (and so one default client id) make the broker disconnect one
-whenever the other connects. Each process subscribes to its own retained ``status`` topic; a
-status message from another instance, dated after this process started, means another process is
-live under the same id (status messages of an earlier run of this device are older than that).
-What to do about it is the sink's business; this module only decides and words it.
+whenever the other connects. Each process subscribes to its own retained ``status`` topic. A
+status message from another instance means another process is live under the same id when it
+arrives live, or when it is the retained one found on a reconnection and is dated after this
+process started. The retained message found on the first connection is never counted: it is the
+last word of an earlier run of this device (a will, `stopped`), whatever the clock said then (a
+Pi without a real-time clock may boot with its clock behind). What to do about a duplicate is the
+sink's business; this module only decides and words it.
 """
 from __future__ import annotations
 
@@ -22,8 +25,14 @@ class DuplicateWatch:
         self.device, self.instance, self.started_epoch = device, instance, started_epoch
         self.others: dict[str, str] = {}      # instance -> the last state it published
 
-    def check(self, payload: bytes) -> tuple[str, str] | None:
-        """(other instance, its state) when ``payload`` is a status message of another live process, else None."""
+    def check(self, payload: bytes, retained: bool = False, first_connection: bool = False) -> tuple[str, str] | None:
+        """(other instance, its state) when ``payload`` is a status message of another live process, else None.
+
+        ``retained``: delivered from the broker's store on subscribing; ``first_connection``: on this
+        process's first connection.
+        """
+        if retained and first_connection:
+            return None
         try:
             msg = json.loads(payload)
         except (ValueError, UnicodeDecodeError):
@@ -33,7 +42,7 @@ class DuplicateWatch:
         other, epoch, state = msg.get("instance"), msg.get("epoch"), msg.get("state")
         if not isinstance(other, str) or other == self.instance or not isinstance(epoch, (int, float)):
             return None
-        if epoch < self.started_epoch:
+        if retained and epoch < self.started_epoch:
             return None         # an earlier run of this device: its retained status or its last will
         self.others[other] = str(state)
         return other, str(state)

@@ -91,6 +91,7 @@ class MqttSink:
         self._log_queue = LogEvery(log, cfg.log_interval_s, logging.ERROR)
         self._log_duplicate = LogEvery(log, cfg.log_interval_s, logging.ERROR)
         self._last_retry = 0.0
+        self._first_connection = True          # the retained status seen on it is an earlier run's
 
         self.client = make_client(cfg, device, self.topics, self.instance)
         self.client.message_callback_add(self.topics.status, self._on_status)
@@ -230,6 +231,7 @@ class MqttSink:
             self.last_error = f"broker {self.address} refused the connection: {reason}{hint}"
             self._log_refused("MQTT %s; %d events stay queued, retrying", self.last_error, self.queue.depth)
             return
+        self._first_connection = not self._ever_connected
         if self._ever_connected:
             self.reconnects += 1
         log.info("MQTT connected to %s (%d events queued)", self.address, self.queue.depth)
@@ -279,7 +281,7 @@ class MqttSink:
 
     def _on_status(self, client: paho.Client, userdata: Any, msg: Any) -> None:
         try:
-            seen = self.duplicates.check(msg.payload)
+            seen = self.duplicates.check(msg.payload, bool(msg.retain), self._first_connection)
             if seen is None:
                 return
             other, state = seen
