@@ -20,21 +20,21 @@ on the topic its target names, and keeps, per signer and target, the highest ser
 * a lower serial, or the same serial with other bytes, is a replay and rejected.
 
 The operator's side calls :func:`sign_message`; the device's side :func:`verify_message` then
-:meth:`ReplayGuard.check` / :meth:`ReplayGuard.record`. Nothing here imports the rest of fer-edge.
+:meth:`ReplayGuard.check` / :meth:`ReplayGuard.record`.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from edge.service.remote_config import write_config
 
 SIGNATURE_LINE = re.compile(rb"^#\s*signature:\s*sha256=([0-9A-Fa-f]{64})\s*$")
 _HEADER = re.compile(rb"^#\s*(signer|serial|target):\s*(\S*)\s*$")
@@ -281,13 +281,4 @@ class ReplayGuard:
 
 def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_config(path, json.dumps(data, indent=1, sort_keys=True) + "\n", backups=0)    # atomic, fsynced
