@@ -228,3 +228,12 @@ def test_a_model_with_other_classes_is_rejected_by_the_device(rig, tmp_path):
     out = push_model(broker, model, "--selftest", str(faces_file))
     assert out.returncode == 1 and f"{DEVICE}: rejected" in out.stdout and "classes" in out.stdout
     assert device.current.path == SHIPPED_MODEL
+
+
+def test_pushing_the_model_that_runs_again_leaves_it_alone(rig, tmp_path):
+    broker, device, faces, faces_file, states = rig
+    assert push_model(broker, new_version(tmp_path), "--selftest", str(faces_file)).returncode == 0
+    running = device.current.path
+    out = push_model(broker, new_version(tmp_path), "--selftest", str(faces_file))
+    assert out.returncode == 1 and "is the model running already" in out.stdout, out.stdout + out.stderr
+    assert device.current.path == running and running.exists()

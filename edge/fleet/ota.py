@@ -256,13 +256,15 @@ class ModelUpdater:
         if tuple(card.get("classes", ())) != current.classes:
             raise UpdateError("rejected", f"the card's classes {card.get('classes')} differ from the running "
                                           f"model's {list(current.classes)}")
+        name = f"{card.get('name', 'model')}-{card.get('version', '0')}-{manifest.model.sha256[:12]}"
+        path = self.dir / f"{name}.tflite"
+        card_path = path.with_suffix(".json")
+        if path.resolve() == Path(current.path).resolve():     # never write over (or delete) what runs
+            raise UpdateError("rejected", f"{name} is the model running already")
         serial = signed.serial if signed else None
         self._state("downloading", serial=serial, model=self._running_id())
         data = download(self.mqtt, self.device, manifest.model, self.chunk_timeout_s)
         faces = self._faces(manifest)
-        name = f"{card.get('name', 'model')}-{card.get('version', '0')}-{manifest.model.sha256[:12]}"
-        path = self.dir / f"{name}.tflite"
-        card_path = path.with_suffix(".json")
         write_atomic(card_path, (json.dumps(card, indent=1) + "\n").encode())
         write_atomic(path, data)
         self._state("testing", serial=serial, model=self._running_id())
@@ -304,6 +306,7 @@ class ModelUpdater:
             try:
                 self.apply(ready.patch, "model update")
             except Exception as exc:        # ApplyError and anything else: the old model still runs
+                _remove(Path(ready.patch["model"]["path"]), Path(ready.patch["model"]["card"]))
                 self._state("rolled_back", error=f"rolled back: the pipeline could not switch: {exc}",
                             serial=serial, model=before)
                 continue
