@@ -35,6 +35,7 @@ def install(prefix: Path, python: Path, *extra: str) -> subprocess.CompletedProc
                            "--python", str(python), *extra], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_dry_run_venv_sees_the_packages_of_a_venv_interpreter(tmp_path):
     # The test's own interpreter may be a venv made from a bare base Python (that is how a fresh
     # machine runs the tests): install.sh's venv must see the venv's packages, not the base's.
@@ -54,6 +55,7 @@ def test_dry_run_venv_sees_the_packages_of_a_venv_interpreter(tmp_path):
     assert edge_file.startswith(str(tmp_path / "root/opt/fer-edge/venv")), "fer-edge must be the venv's own copy"
 
 
+@pytest.mark.slow
 def test_real_install_from_a_stock_python(tmp_path):
     # What `sudo deploy/install.sh` does on a new board, into a tree: build isolation, dependencies
     # from the package index (the Pi's numpy<2 constraint applied), from a venv that has no `wheel`.

@@ -38,6 +38,7 @@ def start_demo(broker: Broker, tmp: Path, name: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_two_processes_with_one_device_id_are_detected_and_stop_kicking_each_other(tmp_path):
     with Broker() as broker:
         events = broker.subscribe_collect(f"fer-edge/{DEVICE}/events")
@@ -72,6 +73,7 @@ def test_two_processes_with_one_device_id_are_detected_and_stop_kicking_each_oth
             assert sorted(p["seq"] for p in by_id.values() if p["instance"] == inst) == list(range(1, COUNT + 1))
 
 
+@pytest.mark.slow
 def test_a_restart_under_the_same_id_is_not_a_duplicate(tmp_path):
     # The killed process's retained status and last will are an earlier run of this device, not a twin.
     with Broker() as broker:

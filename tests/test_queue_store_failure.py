@@ -108,6 +108,7 @@ def _wait(predicate, timeout: float) -> bool:
     return True
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_service_shows_a_queue_write_failure_as_counted_loss_and_a_seq_gap(tmp_path):
     video = require_shared("video", "single_face.mp4")

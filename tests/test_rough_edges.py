@@ -42,6 +42,7 @@ def _jpeg_frames(url: str, want: int, timeout: float = 20.0) -> int:
     return seen
 
 
+@pytest.mark.slow
 def test_recognize_mjpeg_on_a_video_file_stays_up_for_a_late_viewer():
     video = require_shared("video", "single_face.mp4")           # 9 s of video
     port = free_port()
@@ -58,6 +59,7 @@ def test_recognize_mjpeg_on_a_video_file_stays_up_for_a_late_viewer():
     assert proc.returncode == 0, err[-2000:]
 
 
+@pytest.mark.slow
 def test_recognize_paces_a_video_file_when_serving_mjpeg():
     # Under --mjpeg a file plays at its own speed by default (50 frames at 25 fps: at least 2 s);
     # --no-pace turns that off for someone who wants it as fast as the machine goes.
@@ -73,6 +75,7 @@ def test_recognize_paces_a_video_file_when_serving_mjpeg():
     assert took[0] >= 2.0, f"paced playback of 50 frames took {took[0]:.2f} s"
 
 
+@pytest.mark.slow
 def test_recognize_stops_cleanly_on_sigterm():
     video = require_shared("video", "single_face.mp4")
     proc = subprocess.Popen([*FER_EDGE, "recognize", "--source", str(video), "--detector", "haar", "--events",

@@ -64,6 +64,7 @@ def _reload(svc: ServiceProcess, path: Path, data: dict, states) -> dict:
     return states.json()[-1]
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_bad_tls_file_on_reload_rolls_back_and_events_keep_flowing(service, tmp_path):
     broker, svc, path, data = service
@@ -79,6 +80,7 @@ def test_bad_tls_file_on_reload_rolls_back_and_events_keep_flowing(service, tmp_
     assert svc.alive() and "in use by another fer-edge process" not in svc.stderr()
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_sink_reopen_does_not_flicker_stopped_online(service):
     broker, svc, path, data = service
@@ -94,6 +96,7 @@ def test_sink_reopen_does_not_flicker_stopped_online(service):
     assert status.json()[-1]["state"] == "online"
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_retained_topics_added_while_reconnecting_do_not_kill_the_client(tmp_path):
     # _on_connect (paho's thread) walks the retained topics while the main thread adds more.
