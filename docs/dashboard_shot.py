@@ -49,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         dash = subprocess.Popen([sys.executable, "-m", "edge.cli", "dashboard", "--broker", f"127.0.0.1:{broker.port}",
                                  "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+                                stderr=open(f"{tmp}/dashboard.log", "wb"))
         url = f"http://127.0.0.1:{port}/"
         try:
-            wait_until(lambda: urllib.request.urlopen(url + "healthz", timeout=2).status == 200, 30, "the dashboard")
+            wait_until(lambda: dash.poll() is None and urllib.request.urlopen(url + "healthz", timeout=2).status == 200,
+                       90, "the dashboard")
             time.sleep(args.minutes * 60)
             if service.poll() is not None:
                 print(f"dashboard_shot: fer-edge run exited: {Path(tmp, 'run.log').read_text()[-2000:]}", file=sys.stderr)

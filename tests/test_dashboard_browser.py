@@ -171,3 +171,63 @@ def test_devices_come_and_go_and_the_page_survives_a_broker_restart(tmp_path):
         finally:
             pub.loop_stop()
             dash.close()
+
+
+# a flood of changes fed straight into the page (the same entry point as the server's stream)
+FLOOD = """
+const [start, n, devices] = arguments;
+const d = window.ferDash, labels = ["neutral", "happiness", "surprise", "sadness"];
+for (let k = start; k < start + n; k++) {
+  const device = "flood-" + (k % devices), epoch = Date.now() / 1000;
+  if (k % 10 === 0) {
+    d.ingest({t: "event", device, data: {id: "s" + k, type: "summary", camera: "cam" + (k % 3), epoch,
+              summary: {interval_s: 1, counts: {neutral: 1}, faces: 1, seconds: {neutral: 1.0}}}});
+  } else {
+    d.ingest({t: "event", device, data: {id: "e" + k, seq: k, type: "face_appeared", camera: "cam0", epoch,
+              track_id: k, label: labels[k % 4], score: 0.7}});
+  }
+  if (k % 7 === 0) d.ingest({t: "state", device, camera: "cam0", data: {faces: k % 5, dominant: "neutral",
+                                                                          counts: {neutral: 1}, mix: {neutral: 1}}});
+}
+"""
+SIZES = """
+const d = window.ferDash, out = {events: 0, seen: 0, summaries: 0};
+for (const dev of d.devices.values()) {
+  out.events = Math.max(out.events, dev.events.length);
+  out.seen = Math.max(out.seen, dev.seen.size);
+  for (const cam of dev.cameras.values()) out.summaries = Math.max(out.summaries, cam.summaries.length);
+}
+return Object.assign(out, {devices: d.devices.size, ticker: d.ticker.length, latency: d.latency.length,
+                           nodes: document.getElementsByTagName("*").length});
+"""
+
+
+def test_the_page_keeps_its_memory_bounded_under_a_flood(tmp_path):
+    with Broker() as broker:
+        dash = DashboardProcess("--broker", f"127.0.0.1:{broker.port}", log_dir=tmp_path).wait_ready()
+        try:
+            with chrome() as driver:
+                driver.get(dash.url)
+                wait_until(lambda: driver.execute_script("return window.ferDash.stream") == "open", 15, "the stream")
+
+                def flood(start: int, n: int) -> tuple[float, dict]:
+                    for k in range(start, start + n, 50_000):
+                        driver.execute_script(FLOOD, k, 50_000, 10)
+                        time.sleep(0.3)                       # let the page draw between bursts
+                    driver.execute_cdp_cmd("HeapProfiler.collectGarbage", {})
+                    metrics = driver.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]
+                    heap = next(m["value"] for m in metrics if m["name"] == "JSHeapUsedSize") / 2**20
+                    return heap, driver.execute_script(SIZES)
+
+                driver.execute_cdp_cmd("Performance.enable", {})
+                filled, at_fill = flood(0, 200_000)           # enough to reach every bound (10 devices)
+                later, at_end = flood(200_000, 400_000)       # three times as much again
+                print(f"\npage after 200k changes: {filled:.2f} MB JS heap, {at_fill}; "
+                      f"after 600k: {later:.2f} MB, {at_end}")
+                assert at_end == at_fill | {"nodes": at_end["nodes"]}
+                assert at_end["events"] == 30 and at_end["seen"] == 512 and at_end["summaries"] == 360
+                assert at_end["ticker"] == 14 and at_end["latency"] <= 20_000
+                assert at_end["nodes"] < 2 * at_fill["nodes"]
+                assert later < filled * 1.2 + 1.0, (filled, later)
+        finally:
+            dash.close()

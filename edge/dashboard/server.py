@@ -196,6 +196,9 @@ class _Handler(BaseHTTPRequestHandler):
             while True:
                 items = page.take(PING_S)
                 if items is None:
+                    if page.overflowed:
+                        log.warning("dashboard: a page fell %d changes behind (%s): disconnected; it reconnects "
+                                    "to a fresh snapshot", page.size, self.address_string())
                     break
                 text = "".join(f"data: {item}\n\n" for item in items) if items else ": ping\n\n"
                 self.wfile.write(text.encode())
