@@ -43,6 +43,11 @@ def config_file(tmp_path: Path, uri: str, **source: object) -> Path:
     return path
 
 
+def source_records(caplog) -> list[logging.LogRecord]:
+    """The captured records of the sources' logger only (threads left by other tests may log meanwhile)."""
+    return [r for r in caplog.records if r.name.startswith("edge.sources")]
+
+
 def stderr_lines(r: subprocess.CompletedProcess) -> list[str]:
     return [line for line in r.stderr.splitlines() if line.strip()]
 
@@ -88,13 +93,13 @@ def test_absent_camera_is_explained_once_then_retried_with_backoff(absent_camera
     src = open_source(SourceConfig(uri=absent_camera, max_reopens=3, reopen_delay_s=0.02))
     with pytest.raises(SourceError, match="giving up after 3 failures"):
         list(src)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [r.getMessage() for r in source_records(caplog) if r.levelno == logging.WARNING]
     assert len(warnings) == 3 and all(f"camera {absent_camera} cannot be opened" in w for w in warnings)
     first = warnings[0]
     assert f"no device node {absent_camera}" in first
     assert "'video' group" in first and "fer-edge run --demo" in first
     assert not any("--demo" in w for w in warnings[1:]), "what to check is said once, not at every retry"
-    waits = [r.getMessage() for r in caplog.records if "reopening" in r.getMessage()]
+    waits = [r.getMessage() for r in source_records(caplog) if "reopening" in r.getMessage()]
     assert waits == [f"source: reopening camera {absent_camera} in 0.02 s",
                      f"source: reopening camera {absent_camera} in 0.04 s"]
 
@@ -104,7 +109,7 @@ def test_camera_index_names_its_device_node(caplog):
     caplog.set_level(logging.INFO, "edge.sources")
     with pytest.raises(SourceError):
         list(open_source(SourceConfig(uri=str(index), max_reopens=1)))
-    assert f"no device node /dev/video{index}" in caplog.records[0].getMessage()
+    assert f"no device node /dev/video{index}" in source_records(caplog)[0].getMessage()
 
 
 def absent_picamera(camera_num: int):
@@ -118,7 +123,7 @@ def test_absent_picamera_is_explained_once_then_retried(caplog):
                       picamera_factory=absent_picamera)
     with pytest.raises(SourceError, match="giving up after 3 failures"):
         list(src)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [r.getMessage() for r in source_records(caplog) if r.levelno == logging.WARNING]
     assert len(warnings) == 3 and all("picamera2 camera 0 cannot be opened" in w for w in warnings)
     assert "rpicam-hello --list-cameras" in warnings[0] and "fer-edge run --demo" in warnings[0]
     assert not any("--demo" in w for w in warnings[1:])
