@@ -19,6 +19,15 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "broker outages); left out by -m 'not slow'")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Tests measured slow without their own mark (tests/slow_tests.py) join the `slow` tier.
+    from slow_tests import SLOW_TESTS
+
+    for item in items:
+        if f"{item.path.name}::{item.name}" in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 def require_shared(*parts: str) -> Path:
     """Path inside ../shared/data, or skip the test saying what is missing."""
     path = SHARED_DATA.joinpath(*parts)
