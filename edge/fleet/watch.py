@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 
 from edge.fleet.operator import Broker, Connection
+from edge.formatting import compact_json
 
 REMEMBER = 100_000
 
@@ -60,7 +61,7 @@ def follow_events(broker: Broker, device: str = "+", count: int = 0, timeout: fl
                 continue
             key = event.get("id") or f"{event.get('device')}:{event.get('seq')}"
             if seen.first(str(key)):
-                sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
+                sys.stdout.write(compact_json(event) + "\n")
                 sys.stdout.flush()
                 printed += 1
         if seen.duplicates:
