@@ -6,7 +6,9 @@
   lazy imports of heavy optional libraries - cv2, picamera2, tensorflow - stay);
 - the config package imports no runtime code;
 - no module in edge/ over 400 lines;
-- no config parameter typed ``Any`` in edge/.
+- no config parameter typed ``Any`` in edge/;
+- one of each: compact JSON and one-line errors (edge/formatting.py), exit codes (edge/exitcodes.py),
+  IoU (edge/geometry.py), the stage list (edge/timing.py).
 """
 from __future__ import annotations
 
@@ -149,3 +151,23 @@ def test_no_any_typed_config_parameters_in_edge():
                         found.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}({arg.arg}: "
                                      f"{ast.unparse(arg.annotation)})")
     assert not found, "config parameters typed Any:\n" + "\n".join(found)
+
+
+#: Written once, in the module named: a second definition elsewhere in edge/ fails.
+ONE_PLACE = {
+    'separators=(",", ":")': "edge/formatting.py",
+    "def _one_line": "edge/formatting.py",
+    "def one_line": "edge/formatting.py",
+    "EXIT_OK =": "edge/exitcodes.py",
+    "EXIT_USAGE =": "edge/exitcodes.py",
+    "def iou": "edge/geometry.py",
+    "def _iou": "edge/geometry.py",
+    "STAGES = (": "edge/timing.py",
+}
+
+
+@pytest.mark.parametrize("text", sorted(ONE_PLACE))
+def test_written_once(text):
+    found = sorted(str(p.relative_to(REPO)) for name, p in MODULES.items()
+                   if name.startswith("edge") and text in p.read_text())
+    assert set(found) <= {ONE_PLACE[text]}, f"{text!r} belongs in {ONE_PLACE[text]} only, also in: {found}"
