@@ -99,7 +99,9 @@ function card(dev) {
 function eventText(ev) {
   const track = ev.track_id !== null && ev.track_id !== undefined ? `#${ev.track_id}` : "";
   if (ev.type === "face_appeared") return [`face ${track} appeared`, ev.label ? ` · ${ev.label}` : ""];
-  if (ev.type === "emotion_changed") return [`face ${track} `, `${ev.previous_label || "?"} → ${ev.label}`];
+  if (ev.type === "emotion_changed") {
+    return ev.previous_label ? [`face ${track} `, `${ev.previous_label} → ${ev.label}`] : [`face ${track} reads ${ev.label}`];
+  }
   if (ev.type === "face_left") return [`face ${track} left`, ` · dwell ${fmt(ev.duration_s, 1, " s")}`];
   return [ev.type];
 }
