@@ -51,4 +51,20 @@ SLOW_TESTS = frozenset({
     "test_streams.py::test_mjpeg_camera_cut_and_restore",   # 36 s
     "test_streams.py::test_rtsp_camera_cut_and_restore",   # 6 s
     "test_watchdog.py::test_watchdog_pings_while_healthy_and_stop_when_the_pipeline_hangs",   # 15 s
+    # second measurement (fast tier run, 2026-12-01 11:13, load 24-120): tests added since
+    "test_align.py::test_aligned_photos_are_framed_like_ferplus",   # 4 s
+    "test_cli_detect.py::test_corrupt_detector_model",   # 4 s
+    "test_cli_detect.py::test_detect_prints_one_json_line_per_face_and_annotates",   # 3 s
+    "test_cli_detect.py::test_missing_emotion_model_and_bad_config",   # 3 s
+    "test_dashboard_browser.py::test_the_page_keeps_its_memory_bounded_under_a_flood",   # 12 s
+    "test_dashboard_server.py::test_credentials_and_tls_as_a_device_uses_them",   # 3 s
+    "test_demo.py::test_demo_events_with_the_default_config",   # 8 s
+    "test_demo.py::test_demo_source_plays_the_clip_once_in_media_time",   # 4 s
+    "test_demo.py::test_recognize_with_source_demo_prints_the_events",   # 13 s
+    "test_demo.py::test_run_with_source_demo_prints_the_events_and_exits_0_at_the_end",   # 11 s
+    "test_demo.py::test_run_with_source_demo_publishes_over_mqtt",   # 12 s
+    "test_deploy.py::test_installed_fer_edge_validates_the_installed_config",   # 21 s (the install fixture)
+    "test_deploy.py::test_installed_package_is_the_venv_copy",   # shares that fixture
+    "test_deploy.py::test_installed_unit_verifies",   # shares that fixture
+    "test_remote_config.py::test_source_change_restarts_the_pipeline",   # 5 s
 })
