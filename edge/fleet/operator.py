@@ -81,7 +81,7 @@ class Connection:
             self.client.tls_set(ca_certs=broker.ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
         if broker.username:
             self.client.username_pw_set(broker.username, broker.password)
-        self._handlers: list[tuple[str, Callable[[str, bytes], None]]] = []
+        self._handlers: list[tuple[str, Callable[[str, bytes, bool], None]]] = []
         self._lock = threading.Lock()
         self._subacks: dict[int, threading.Event] = {}
         self._connected = threading.Event()
@@ -111,17 +111,21 @@ class Connection:
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         for pattern, handler in list(self._handlers):
             if paho.topic_matches_sub(pattern, msg.topic):
-                handler(msg.topic, bytes(msg.payload))
+                handler(msg.topic, bytes(msg.payload), bool(msg.retain))
 
-    def subscribe(self, pattern: str, handler: Callable[[str, bytes], None], qos: int = 1,
-                  timeout: float = 5.0) -> None:
-        """Call ``handler(topic, payload)`` for every message on ``pattern``; returns once subscribed."""
-        self._handlers.append((pattern, handler))
+    def subscribe(self, pattern: str | list[str], handler: Callable[[str, bytes, bool], None], qos: int = 1,
+                  timeout: float = 20.0) -> None:
+        """Call ``handler(topic, payload, retained)`` for every message on ``pattern`` (one or several filters, one
+        SUBSCRIBE); returns once the broker confirmed. The timeout is generous: a broker delivering the
+        retained messages of thousands of devices to an earlier subscription answers late."""
+        patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+        self._handlers += [(p, handler) for p in patterns]
         with self._lock:          # the SUBACK may come before subscribe() returns: register under the lock
-            _, mid = self.client.subscribe(pattern, qos)
+            _, mid = self.client.subscribe([(p, qos) for p in patterns])
             done = self._subacks.setdefault(mid, threading.Event())
         if not done.wait(timeout):
-            raise FleetError(f"the broker at {self.broker.address} did not confirm the subscription to {pattern}")
+            raise FleetError(f"the broker at {self.broker.address} did not confirm the subscription to "
+                             f"{', '.join(patterns)} within {timeout:g} s")
         if self._refused:
             raise FleetError(self._refused)
 
@@ -161,10 +165,10 @@ class Fleet:
         self.devices: dict[str, DeviceView] = {}
         self.cond = threading.Condition()
         self.listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
-        for sub in WATCHED:
-            conn.subscribe(f"{self.prefix}/+/{sub}", self._on_message)
+        self.received = 0                    # messages so far (settle() waits until it stops growing)
+        conn.subscribe([f"{self.prefix}/+/{sub}" for sub in WATCHED], self._on_message)
 
-    def _on_message(self, topic: str, payload: bytes) -> None:
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         rest = topic[len(self.prefix) + 1:]
         device, _, kind = rest.partition("/")
         if device == "group" or not payload:
@@ -176,26 +180,28 @@ class Fleet:
         if not isinstance(data, dict):
             return
         with self.cond:
+            self.received += 1
             view = self.devices.setdefault(device, DeviceView(device))
             setattr(view, {"status": "status", "stats": "stats", "config/state": "config",
                            "model/state": "model"}[kind], data)
             seen = data.get("epoch") or _epoch(data.get("ts"))
             if seen and (view.last_seen is None or seen > view.last_seen):
                 view.last_seen = seen
-            for listener in self.listeners:
-                listener(device, kind, data)
+            if not retained:        # a retained copy was published before we listened: never an answer
+                for listener in self.listeners:
+                    listener(device, kind, data)
             self.cond.notify_all()
 
-    def settle(self, quiet: float = 0.5, longest: float = 3.0) -> None:
+    def settle(self, quiet: float = 0.5, longest: float = 15.0) -> None:
         """Wait until retained messages stop arriving (``quiet`` s without one), at most ``longest`` s."""
         deadline = time.monotonic() + longest
-        count = -1
+        seen = -1
         while time.monotonic() < deadline:
             with self.cond:
-                now = sum(1 for _ in self.devices) + sum(len(v.status) + len(v.config) for v in self.devices.values())
-            if now == count:
+                now = self.received
+            if now == seen:
                 return
-            count = now
+            seen = now
             time.sleep(quiet)
 
     def members(self, group: str) -> list[str]:

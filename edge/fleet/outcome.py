@@ -82,7 +82,7 @@ class Tracker:
         serial = state.get("serial")
         if self.serial is not None and isinstance(serial, int):
             return serial >= self.serial
-        # no serials: any answer published after the push (the retained one from before was read first)
+        # no serials: the first answer published after the push (Fleet passes no retained copies on)
         return True
 
     def done(self) -> bool:

@@ -43,7 +43,7 @@ def follow_events(broker: Broker, device: str = "+", count: int = 0, timeout: fl
     got: queue.Queue[bytes] = queue.Queue()
     conn = Connection(broker) if session is None else _persistent(broker, session)
     try:
-        conn.subscribe(f"{broker.prefix}/{device}/events", lambda _t, p: got.put(p), qos=1)
+        conn.subscribe(f"{broker.prefix}/{device}/events", lambda _t, p, _r: got.put(p), qos=1)
         seen = Deduplicator()
         printed = 0
         deadline = time.monotonic() + timeout if timeout else None
