@@ -80,7 +80,7 @@ class Rig:
     def start(self) -> None:
         self.service = ServiceProcess(self.path, env={"FER_EDGE_CONFIG_SECRET": SECRET,
                                                       "STATE_DIRECTORY": str(self.state_dir)})
-        self.service.wait_ready()
+        self.service.wait_ready(timeout=90)        # models load slowly on a busy machine
         before = len(self.states.on(STATE))
         assert self.states.wait_for(lambda m: len(m) > before, timeout=10) or before, "no config/state after start"
 
