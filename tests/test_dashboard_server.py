@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO  # noqa: E402
@@ -125,7 +126,15 @@ def test_credentials_and_tls_as_a_device_uses_them(tmp_path):
         common = ("--broker", f"localhost:{broker.port}", "--ca-file", broker.ca_file, "--username", "dash")
         good = DashboardProcess(*common, env={"FER_EDGE_MQTT_PASSWORD": "s3cret"}, log_dir=tmp_path).wait_ready()
         bad = DashboardProcess(*common, env={"FER_EDGE_MQTT_PASSWORD": "wrong"}, log_dir=tmp_path).wait_ready()
+        # the same through a device's config file: its mqtt section (password from the environment)
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump({"device": {"id": "d1"}, "mqtt": {
+            "host": "localhost", "port": broker.port, "username": "dash", "password": "${DASH_PW}",
+            "tls": {"enabled": True, "ca_file": broker.ca_file}}}))
+        from_file = DashboardProcess("--config", str(config), env={"DASH_PW": "s3cret"}, log_dir=tmp_path).wait_ready()
         try:
+            assert wait_connected(from_file)["address"] == f"localhost:{broker.port}"
+            from_file.close()
             assert wait_connected(good)["address"] == f"localhost:{broker.port}"
             deadline = time.monotonic() + 15
             while not (bad.fleet()["broker"]["error"] or "") and time.monotonic() < deadline:
@@ -134,8 +143,8 @@ def test_credentials_and_tls_as_a_device_uses_them(tmp_path):
             assert "refused" in error and "user name and password" in error, error
             assert "wrong" not in bad.output() and "s3cret" not in good.output()
         finally:
-            good.close()
-            bad.close()
+            for dash in (good, bad, from_file):
+                dash.close()
 
 
 @pytest.mark.parametrize("args, code, says", [
