@@ -91,7 +91,8 @@ def test_haar_detector_option():
     photo, _ = taiwanese_subset(1)[0]
     r = fer_edge("detect", str(photo), "--detector", "haar")
     assert r.returncode == 0, r.stderr
-    assert json_lines(r.stdout)[0]["detector"] == "haar-frontalface_default+eyes"
+    # the default profile (auto): Haar at 320 px wide first, at full size where that finds nobody
+    assert json_lines(r.stdout)[0]["detector"] == "haar-frontalface_default+eyes+auto:haar-frontalface_default+eyes"
 
 
 def test_corrupt_detector_model(tmp_path):
