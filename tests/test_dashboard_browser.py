@@ -18,7 +18,8 @@ from conftest_service import ServiceProcess, write_config  # noqa: E402
 from bench.broker import Broker, mosquitto_available  # noqa: E402
 from bench.browser import browser_problem, chrome, wait_until  # noqa: E402
 
-pytestmark = [pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed (apt install mosquitto)"),
+pytestmark = [pytest.mark.slow,     # a browser, a broker and (first test) a real service: the full tier only
+              pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed (apt install mosquitto)"),
               pytest.mark.skipif(bool(browser_problem()), reason=str(browser_problem()))]
 
 DEVICE = "dash-e2e"
