@@ -32,7 +32,7 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def cli(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edge.cli", *args], cwd=REPO, env=cli_env(**env),
                           capture_output=True, text=True, timeout=timeout)
 
@@ -136,14 +136,14 @@ def test_service_with_an_absent_camera_keeps_running_and_retrying(absent_camera,
         proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(cfg)], cwd=REPO,
                                 env=cli_env(), stdout=subprocess.DEVNULL, stderr=f)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while "(failure 4 in a row)" not in err.read_text() and time.monotonic() < deadline:
             assert proc.poll() is None, err.read_text()
             time.sleep(0.2)
         assert proc.poll() is None, "a service must not die for an absent camera"
     finally:
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(20)
+        code = proc.wait(120)
     text = err.read_text()
     assert code == 0, text
     assert "(failure 4 in a row)" in text
