@@ -37,7 +37,8 @@ setup(
                   "openvino>=2023.0"],   # teacher A (training-time distillation only; models/teachers.py)
         # psutil: CPU and memory figures of bench/dashboard.py and bench/fleet.py;
         # selenium: drives Debian's chromium + chromium-driver (apt) in the dashboard's browser tests
-        "test": ["pytest>=7", "hypothesis>=6", "jsonschema>=4", "psutil", "selenium>=4.10"],
+        "test": ["pytest>=7", "hypothesis>=6", "jsonschema>=4", "psutil", "selenium>=4.10",
+                 "jinja2"],     # jinja2: renders the Home Assistant templates in tests/test_mqtt_discovery.py
     },
     entry_points={"console_scripts": ["fer-edge=edge.cli:main"]},
 )

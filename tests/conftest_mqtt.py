@@ -26,16 +26,29 @@ VALIDATORS = {n: jsonschema.Draft202012Validator(load_schema(n))
               for n in ("event", "status", "stats", "state", "config_state")}
 
 
+_OPENED: list[MqttSink] = []        # sinks made by open_sink(), closed by the broker fixture at the latest
+
+
 @pytest.fixture
 def broker():
     with Broker() as b:
-        yield b
+        try:
+            yield b
+        finally:
+            # A test that failed or skipped half-way must not leave its client reconnecting (and
+            # logging) into the tests that follow.
+            while _OPENED:
+                sink = _OPENED.pop()
+                if sink._thread.is_alive():
+                    sink.close(0.5)
 
 
 def open_sink(broker: Broker, queue_path: Path, device: str = "dev1", **mqtt: Any) -> MqttSink:
     """An MqttSink on ``broker`` with its queue at ``queue_path``; extra MqttConfig fields as keywords."""
     kw = {k: mqtt.pop(k) for k in ("events", "homeassistant", "cameras") if k in mqtt}
-    return MqttSink(device, MqttConfig(**broker.mqtt_config(**mqtt)), EventQueue(queue_path), **kw)
+    sink = MqttSink(device, MqttConfig(**broker.mqtt_config(**mqtt)), EventQueue(queue_path), **kw)
+    _OPENED.append(sink)
+    return sink
 
 
 def event_payloads(sub: Collector, device: str = "dev1") -> list[dict]:
