@@ -76,7 +76,8 @@ def pct(values: list[float], q: float) -> float:
 def page_memory(driver) -> dict[str, float]:
     driver.execute_cdp_cmd("HeapProfiler.collectGarbage", {})
     metrics = {m["name"]: m["value"] for m in driver.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]}
-    return {"heap_mb": metrics["JSHeapUsedSize"] / 2**20, "nodes": metrics["Nodes"]}
+    shown = driver.execute_script("return document.getElementsByTagName('*').length")
+    return {"heap_mb": metrics["JSHeapUsedSize"] / 2**20, "nodes": metrics["Nodes"], "elements": shown}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,10 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, lat in (("MQTT subscriber, paho (baseline)", base), ("dashboard page: server + SSE + render", page_lat)):
         print(f"| {name} | {len(lat)} | {pct(lat, 0.5):.1f} | {pct(lat, 0.95):.1f} | {max(lat, default=float('nan')):.1f} "
               f"| {pct(lat, 0.5) / b50:.2f} |")
-    print("\n| minute | page JS heap MB | DOM nodes | server RSS MB | updates received by the page |")
-    print("|---:|---:|---:|---:|---:|")
+    print("\n| minute | page JS heap MB | DOM nodes (CDP, incl. detached) | elements shown | server RSS MB "
+          "| updates received by the page |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for s in samples:
-        print(f"| {s['min']:.1f} | {s['heap_mb']:.2f} | {s['nodes']:.0f} | {s['rss_mb']:.1f} | {s['received']:.0f} |")
+        print(f"| {s['min']:.1f} | {s['heap_mb']:.2f} | {s['nodes']:.0f} | {s['elements']} | {s['rss_mb']:.1f} "
+              f"| {s['received']:.0f} |")
     first, last = samples[0], samples[-1]
     half = samples[len(samples) // 2:]
     slope = ((half[-1]["heap_mb"] - half[0]["heap_mb"]) / (half[-1]["min"] - half[0]["min"])
