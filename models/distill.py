@@ -126,6 +126,8 @@ def train(args: argparse.Namespace) -> dict:
     x, y, is_ck, (x_val, y_val), (x_ck, y_ck), info = build_targets(args)
     widths = tuple(int(v) for v in args.widths.split(","))
     model = build_student(widths, dropout=args.dropout)
+    if args.init:  # continue from a run's checkpoint (same widths), with a fresh warm-up and decay
+        model.set_weights(tf.keras.models.load_model(args.init).get_weights())
     macs = count_macs(model)
     print(f"student {widths}: {model.count_params():,} parameters, {macs / 1e6:.1f} M MACs per face", flush=True)
     print(f"train {len(x)} faces ({info['ferplus_train']} FER+, {info['ckplus_train_faces']} CK+ x "
@@ -162,6 +164,7 @@ def train(args: argparse.Namespace) -> dict:
 
     rng = np.random.default_rng(args.seed)
     log: dict = {"args": vars(args) | {"data": str(args.data), "teachers": str(args.teachers),
+                                         "init": str(args.init) if args.init else None,
                                          "cache": str(args.cache)},
                  "data": info, "student": {"widths": list(widths), "params": int(model.count_params()),
                                            "macs_per_face": macs}, "epochs": [], "train_images": len(x)}
@@ -224,6 +227,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ck-seed", type=int, default=0, help="seed of the subject-disjoint CK+ split")
     p.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)))
     p.add_argument("--dropout", type=float, default=0.4)
+    p.add_argument("--init", type=Path, default=None, help="start from this .keras student's weights (a warm restart)")
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup Beta(alpha, alpha); 0: off")
     p.add_argument("--epochs", type=int, default=30, help="epochs (with --time-budget: at most this many)")
     p.add_argument("--time-budget", type=float, default=0.0, metavar="MINUTES",

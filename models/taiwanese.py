@@ -85,19 +85,33 @@ def taiwan_figures(pred: np.ndarray, photos: Photos) -> dict:
             "n_even": int((~odd).sum())}
 
 
-def tune_prior(model, photos: Photos, prior: np.ndarray) -> float:
-    """The prior-correction strength with the best accuracy on the odd-numbered performers only."""
+def tune_prior(model, photos: Photos, prior: np.ndarray, valid: tuple[np.ndarray, np.ndarray] | None = None,
+               max_valid_drop: float = 0.01) -> float:
+    """The prior-correction strength with the best accuracy on the odd-numbered performers only.
+
+    ``valid``: (scores, labels) of FER+ validation; a strength that costs more than ``max_valid_drop``
+    of validation accuracy (against none) is not eligible, so the choice cannot buy posed-photo
+    accuracy with the FER+ accuracy the model is selected on.
+    """
     _, scores = photo_predictions(model, photos, big=False)
     found = np.array([c is not None for c in photos.crops])
     odd = photos.performer % 2 == 1
+    weight = np.maximum(prior, 1e-4)
+    base = float((valid[0].argmax(1) == valid[1]).mean()) if valid is not None else 0.0
     best, best_acc = 0.0, -1.0
-    print("prior correction on the odd-numbered performers (tuning half):")
+    print("prior correction: odd-numbered performers (tuning half), FER+ validation")
     for tau in np.round(np.arange(0, 1.01, 0.05), 2):
         pred = np.full(len(photos.labels), -1)
-        pred[found] = (scores * np.maximum(prior, 1e-4) ** -tau).argmax(axis=1)
+        pred[found] = (scores * weight ** -tau).argmax(axis=1)
         acc = float((pred == photos.labels)[odd].mean())
-        print(f"  tau {tau:.2f}: {100 * acc:.1f}%")
-        if acc > best_acc + 1e-9:
+        line = f"  tau {tau:.2f}: {100 * acc:.1f}%"
+        ok = True
+        if valid is not None:
+            v = float(((valid[0] * weight ** -tau).argmax(1) == valid[1]).mean())
+            ok = v >= base - max_valid_drop
+            line += f", FER+ valid {100 * v:.2f}%" + ("" if ok else " (costs too much)")
+        print(line)
+        if ok and acc > best_acc + 1e-9:
             best, best_acc = float(tau), acc
-    print(f"chosen on odd performers: tau {best:.2f} ({100 * best_acc:.1f}%)")
+    print(f"chosen: tau {best:.2f} ({100 * best_acc:.1f}% on odd performers)")
     return best
