@@ -12,7 +12,7 @@ INPUT_SIZE = 48
 DEFAULT_WIDTHS = (16, 48, 96, 192)
 
 
-def build_student(widths: tuple[int, ...] = DEFAULT_WIDTHS, dropout: float = 0.4):
+def build_student(widths: tuple[int, ...] = DEFAULT_WIDTHS, dropout: float = 0.4, name: str = "fer_student"):
     """Blocks of two 3x3 conv+BN+ReLU then 2x2 max-pool, global average pooling, dense logits.
 
     Input: float pixel values 0..255, shape (48, 48, 1); output: 8 logits (no softmax).
@@ -33,7 +33,7 @@ def build_student(widths: tuple[int, ...] = DEFAULT_WIDTHS, dropout: float = 0.4
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
     logits = layers.Dense(len(ferplus.CLASSES), name="logits")(x)
-    return tf.keras.Model(inp, logits, name="fer_student")
+    return tf.keras.Model(inp, logits, name=name)
 
 
 def count_macs(model) -> int:

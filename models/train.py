@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from models import ferplus
+from models.student import build_student
 
 INPUT_SIZE = 48
 
@@ -41,23 +42,7 @@ def build_backbone(width: int = 32, dropout: float = 0.4):
     Input: float pixel values 0..255, shape (48, 48, 1); output: 8 logits. About 1.2M
     parameters at width 32, about 1.2 MB once int8-quantized.
     """
-    import tensorflow as tf
-    from tensorflow.keras import layers
-
-    inp = layers.Input((INPUT_SIZE, INPUT_SIZE, 1), name="pixels")
-    x = layers.Rescaling(1.0 / 255.0)(inp)
-    for i, mult in enumerate((1, 2, 4, 8)):
-        for j in range(2):
-            x = layers.Conv2D(width * mult, 3, padding="same", use_bias=False, name=f"conv{i}_{j}")(x)
-            x = layers.BatchNormalization(name=f"bn{i}_{j}")(x)
-            x = layers.ReLU()(x)
-        x = layers.MaxPooling2D(2)(x)
-        if i >= 1:
-            x = layers.Dropout(0.1 * i)(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(dropout)(x)
-    logits = layers.Dense(len(ferplus.CLASSES), name="logits")(x)
-    return tf.keras.Model(inp, logits, name="fer_vgg")
+    return build_student(tuple(width * mult for mult in (1, 2, 4, 8)), dropout, name="fer_vgg")
 
 
 def build_augmenter():
