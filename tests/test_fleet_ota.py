@@ -140,10 +140,10 @@ def check_states(states) -> None:
 
 @pytest.fixture()
 def rig(tmp_path):
+    faces = selftest_faces()   # first: without shared data it skips before a device (and its MQTT client) is opened
     with Broker(persistence=False) as broker:
         device = Device(broker, tmp_path)
         faces_file = tmp_path / "faces.npz"
-        faces = selftest_faces()
         faces_file.write_bytes(faces.to_bytes())
         states = broker.subscribe_collect(f"fer-edge/{DEVICE}/model/state")
         yield broker, device, faces, faces_file, states
