@@ -114,9 +114,11 @@ def evaluate(model_path: str | Path, card_path: str | Path | None = None, split:
     """Run a model over a FER+ split and return its Report (``prior_correction`` as model.prior_correction)."""
     from edge.classify import EmotionModel
 
-    images, labels = load_eval_set(split, data_dir, limit)
+    # The model first: a wrong model path is the user's own argument, and it is reported as such
+    # even where the data set is missing too.
     model = EmotionModel(model_path, card_path, threads=1, verify_sha256=verify_sha256,
                          prior_correction=prior_correction)
+    images, labels = load_eval_set(split, data_dir, limit)
     preds = []
     for s in range(0, len(images), 64):
         preds.append(model.normalize(model.predict(model.preprocess(list(images[s:s + 64])))).argmax(axis=1))
