@@ -28,7 +28,7 @@ import numpy as np
 
 from models import ckplus, ferplus, teachers
 from models.student import DEFAULT_WIDTHS, build_student, count_macs
-from models.train import build_augmenter, random_erase, seed_everything
+from models.train import build_augmenter, random_erase, start_run
 
 SOURCES = ("votes", "A", "B", "ref")
 
@@ -118,11 +118,7 @@ def train(args: argparse.Namespace) -> dict:
     """Train, select on FER+ and CK+ validation, save ``best.keras`` and ``train_log.json``."""
     import tensorflow as tf
 
-    seed_everything(args.seed)
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(max(1, args.threads // 2))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = start_run(args)
     x, y, is_ck, (x_val, y_val), (x_ck, y_ck), info = build_targets(args)
     widths = tuple(int(v) for v in args.widths.split(","))
     model = build_student(widths, dropout=args.dropout)

