@@ -29,6 +29,7 @@ import numpy as np
 from models import ckplus, ferplus, teachers
 from models.student import DEFAULT_WIDTHS, build_student, count_macs
 from models.train import build_augmenter, random_erase, start_run
+from models.warmstart import student_from_tflite
 
 SOURCES = ("votes", "A", "B", "ref")
 
@@ -121,8 +122,13 @@ def train(args: argparse.Namespace) -> dict:
     out = start_run(args)
     x, y, is_ck, (x_val, y_val), (x_ck, y_ck), info = build_targets(args)
     widths = tuple(int(v) for v in args.widths.split(","))
-    model = build_student(widths, dropout=args.dropout)
-    if args.init:  # continue from a run's checkpoint (same widths), with a fresh warm-up and decay
+    if args.init and args.init.suffix == ".tflite":  # fine-tune a float model (its widths, BN folded)
+        model = student_from_tflite(args.init, dropout=args.dropout)
+        widths = tuple(int(layer.filters) for layer in model.layers
+                       if layer.name.startswith("conv") and layer.name.endswith("_0"))
+    else:
+        model = build_student(widths, dropout=args.dropout)
+    if args.init and args.init.suffix != ".tflite":  # continue from a run's checkpoint (same widths)
         model.set_weights(tf.keras.models.load_model(args.init).get_weights())
     macs = count_macs(model)
     print(f"student {widths}: {model.count_params():,} parameters, {macs / 1e6:.1f} M MACs per face", flush=True)
@@ -223,7 +229,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ck-seed", type=int, default=0, help="seed of the subject-disjoint CK+ split")
     p.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)))
     p.add_argument("--dropout", type=float, default=0.4)
-    p.add_argument("--init", type=Path, default=None, help="start from this .keras student's weights (a warm restart)")
+    p.add_argument("--init", type=Path, default=None, help="start from this .keras student's weights (a warm restart), or from a float .tflite "
+                        "(models/reference/1.0.0/fer_emotion_float.tflite: its network, BN folded; --widths ignored)")
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup Beta(alpha, alpha); 0: off")
     p.add_argument("--epochs", type=int, default=30, help="epochs (with --time-budget: at most this many)")
     p.add_argument("--time-budget", type=float, default=0.0, metavar="MINUTES",

@@ -12,8 +12,12 @@ INPUT_SIZE = 48
 DEFAULT_WIDTHS = (16, 48, 96, 192)
 
 
-def build_student(widths: tuple[int, ...] = DEFAULT_WIDTHS, dropout: float = 0.4, name: str = "fer_student"):
+def build_student(widths: tuple[int, ...] = DEFAULT_WIDTHS, dropout: float = 0.4, name: str = "fer_student",
+                  batchnorm: bool = True):
     """Blocks of two 3x3 conv+BN+ReLU then 2x2 max-pool, global average pooling, dense logits.
+
+    ``batchnorm=False`` gives biased convolutions instead of conv+BN: the shape of a converted
+    model whose BN was folded (models.warmstart).
 
     Input: float pixel values 0..255, shape (48, 48, 1); output: 8 logits (no softmax).
     """
@@ -24,8 +28,9 @@ def build_student(widths: tuple[int, ...] = DEFAULT_WIDTHS, dropout: float = 0.4
     x = layers.Rescaling(1.0 / 255.0)(inp)
     for i, w in enumerate(widths):
         for j in range(2):
-            x = layers.Conv2D(w, 3, padding="same", use_bias=False, name=f"conv{i}_{j}")(x)
-            x = layers.BatchNormalization(name=f"bn{i}_{j}")(x)
+            x = layers.Conv2D(w, 3, padding="same", use_bias=not batchnorm, name=f"conv{i}_{j}")(x)
+            if batchnorm:
+                x = layers.BatchNormalization(name=f"bn{i}_{j}")(x)
             x = layers.ReLU()(x)
         x = layers.MaxPooling2D(2)(x)
         if i >= 1:

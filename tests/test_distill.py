@@ -82,3 +82,40 @@ def test_tiny_distillation_run_gives_loadable_int8_model(tmp_path):
     log = json.loads((run / "train_log.json").read_text())
     assert log["student"]["macs_per_face"] > 1e6 and "ck_val_acc" in log["epochs"][0]
     assert log["data"]["teachers"] == ["A", "B", "ref"]
+
+
+def test_warm_start_from_the_float_reference_reproduces_it(tmp_path):
+    """models.warmstart rebuilds 1.0.0 from its float .tflite (BN folded): its four views give the file's scores."""
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
+    import tensorflow as tf
+
+    from models.export import inference_model
+    from models.warmstart import student_from_tflite
+
+    path = REPO / "models" / "reference" / "1.0.0" / "fer_emotion_float.tflite"
+    card = json.loads(path.with_suffix(".json").read_text())
+    model = student_from_tflite(path)
+    assert not any("batch_normalization" in type(layer).__name__.lower() for layer in model.layers)
+    faces = np.random.default_rng(0).integers(0, 256, (6, 48, 48, 1)).astype(np.float32)
+    ours = inference_model(model, tuple(card["test_time_views"])).predict(faces, verbose=0)
+    interp = tf.lite.Interpreter(model_path=str(path))
+    interp.resize_tensor_input(interp.get_input_details()[0]["index"], faces.shape)
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], faces)
+    interp.invoke()
+    theirs = interp.get_tensor(interp.get_output_details()[0]["index"])
+    assert np.allclose(ours, theirs, atol=1e-4), np.abs(ours - theirs).max()
+
+
+def test_warm_start_refuses_a_file_without_convolutions(tmp_path):
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
+    import tensorflow as tf
+
+    from models.warmstart import student_from_tflite
+
+    inp = tf.keras.Input((4,))
+    path = tmp_path / "dense.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(
+        tf.keras.Model(inp, tf.keras.layers.Dense(2)(inp))).convert())
+    with pytest.raises(ValueError, match="no CONV_2D"):
+        student_from_tflite(path)
