@@ -123,10 +123,8 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
     run = Path(run)
     export = json.loads((run / "export.json").read_text())
     log = json.loads((run / "train_log.json").read_text())
-    cards = {}
-    for kind, path in paths.items():  # provisional cards so the evaluator can open both models
-        cards[kind] = base_card(path, export["views"])
-        path.with_suffix(".json").write_text(json.dumps(cards[kind], indent=2))
+    cards = {kind: json.loads(path.with_suffix(".json").read_text())  # export_run's provisional cards
+             for kind, path in paths.items()}
 
     reports = {kind: evaluate.evaluate(path, split="test", data_dir=data_dir, latency=False)
                for kind, path in paths.items()}
@@ -141,10 +139,13 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
     student, data = log["student"], log["data"]
     tau = float(export.get("prior_correction_in_graph") or 0.0)
     widths = "-".join(str(w) for w in student["widths"])
+    warm = str(log["args"].get("init") or "").endswith(".tflite")  # models.warmstart: a float model, BN folded
     card = cards["int8"] | {
         "file": f"{SHIPPED_NAME}.tflite",
-        "architecture": f"single-view VGG-style CNN, {len(student['widths'])} blocks x 2 conv3x3+BN+ReLU ({widths}), "
+        "architecture": f"single-view VGG-style CNN, {len(student['widths'])} blocks x 2 conv3x3+"
+                        f"{'bias (BN folded)' if warm else 'BN'}+ReLU ({widths}), "
                         f"global average pooling, dense 8; {export['params']:,} parameters; no test-time views",
+        "initialised_from": log["args"]["init"] if warm else "random (trained from scratch)",
         "macs_per_face": student["macs_per_face"],
         "training": {
             "code": "models/distill.py (python -m models.distill), teachers models/teachers.py, CK+ models/ckplus.py, "

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from models import ferplus
+from models.card import base_card
 
 INPUT_SIZE = 48
 
@@ -110,6 +111,8 @@ def export_run(run: Path, data_dir: Path, tta: str | None = None, prior_correcti
     paths = {"float": run / "model_float.tflite", "int8": run / "model_int8.tflite"}
     paths["float"].write_bytes(convert(model, int8=False))
     paths["int8"].write_bytes(convert(model, int8=True, representative=representative_images(data_dir)))
+    for path in paths.values():  # provisional cards (I/O, hash), so evaluators and bench/accuracy.py open them
+        path.with_suffix(".json").write_text(json.dumps(base_card(path, views), indent=2))
     meta = {"tta": tta, "views": list(views), "params": int(backbone.count_params()), "best": log.get("best"),
             "prior_correction_in_graph": prior_correction}
     (run / "export.json").write_text(json.dumps(meta, indent=2))

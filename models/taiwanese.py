@@ -85,6 +85,20 @@ def taiwan_figures(pred: np.ndarray, photos: Photos) -> dict:
             "n_even": int((~odd).sum())}
 
 
+#: The prior-correction strengths tried on the odd-numbered performers.
+TAUS = tuple(float(t) for t in np.round(np.arange(0, 1.01, 0.05), 2))
+
+
+def odd_accuracy(scores: np.ndarray, photos: Photos, prior: np.ndarray, tau: float) -> float:
+    """Accuracy on the odd-numbered performers (the tuning half) of the photographs' ``scores``
+    (one row per photograph with a face, as photo_predictions gives), prior-corrected by ``tau``."""
+    found = np.array([c is not None for c in photos.crops])
+    pred = np.full(len(photos.labels), -1)
+    pred[found] = (scores * np.maximum(prior, 1e-4) ** -tau).argmax(axis=1)
+    odd = photos.performer % 2 == 1
+    return float((pred == photos.labels)[odd].mean())
+
+
 def tune_prior(model, photos: Photos, prior: np.ndarray, valid: tuple[np.ndarray, np.ndarray] | None = None,
                max_valid_drop: float = 0.01) -> float:
     """The prior-correction strength with the best accuracy on the odd-numbered performers only.
@@ -94,16 +108,12 @@ def tune_prior(model, photos: Photos, prior: np.ndarray, valid: tuple[np.ndarray
     accuracy with the FER+ accuracy the model is selected on.
     """
     _, scores = photo_predictions(model, photos, big=False)
-    found = np.array([c is not None for c in photos.crops])
-    odd = photos.performer % 2 == 1
     weight = np.maximum(prior, 1e-4)
     base = float((valid[0].argmax(1) == valid[1]).mean()) if valid is not None else 0.0
     best, best_acc = 0.0, -1.0
     print("prior correction: odd-numbered performers (tuning half), FER+ validation")
-    for tau in np.round(np.arange(0, 1.01, 0.05), 2):
-        pred = np.full(len(photos.labels), -1)
-        pred[found] = (scores * weight ** -tau).argmax(axis=1)
-        acc = float((pred == photos.labels)[odd].mean())
+    for tau in TAUS:
+        acc = odd_accuracy(scores, photos, prior, tau)
         line = f"  tau {tau:.2f}: {100 * acc:.1f}%"
         ok = True
         if valid is not None:
