@@ -66,7 +66,8 @@ DATA_TERMS = {
                  "(training-time only: its soft labels, not its weights, shaped this model)",
     "teacher B": "OpenCV Zoo facial_expression_recognition_mobilefacenet_2022july_int8, Apache-2.0, trained on "
                  "RAF-DB (training-time only)",
-    "1.0.0": "this project's own previous model, as a third teacher",
+    "1.0.0": "this project's own previous model: the starting weights (models/warmstart.py) and, where its weight "
+             "is not 0, a third teacher",
 }
 
 FIGURES = {
@@ -78,7 +79,8 @@ FIGURES = {
     "taiwanese": "1,232 posed Taiwanese photographs through the whole pipeline with the default config "
                  "(detector, aligner, this model); no face = wrong; 'agreed' = photos whose observers agreed "
                  "with the posed label plus every neutral one (974); 'odd'/'even' = performer halves, the "
-                 "prior correction in the graph was chosen on the odd half only, so 'even' is untouched",
+                 "prior correction in the graph (and the weight interpolation alpha) were chosen on the odd half "
+                 "only, so 'even' is untouched",
     "latency_ms_per_face": "one thread, batch 1, preprocessing excluded; 1.0.0 measured in the same run",
 }
 
@@ -139,6 +141,7 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
     student, data = log["student"], log["data"]
     tau = float(export.get("prior_correction_in_graph") or 0.0)
     widths = "-".join(str(w) for w in student["widths"])
+    soup = log.get("soup")
     warm = str(log["args"].get("init") or "").endswith(".tflite")  # models.warmstart: a float model, BN folded
     card = cards["int8"] | {
         "file": f"{SHIPPED_NAME}.tflite",
@@ -156,16 +159,21 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
                      f"{data['ckplus_valid_faces']} faces of {data['ckplus_valid_subjects']} other subjects held out"],
             "data_terms": DATA_TERMS,
             "targets": "per face a weighted sum of cross-entropies against: the FER+ vote distribution (CK+: the "
-                       "posed label), teacher A's and teacher B's scores and the 1.0.0 float model's scores, each "
-                       "teacher compared only over the classes it has (A lacks disgust, fear and contempt; B "
-                       f"contempt); weights {data['weights']}",
+                       "posed label) and the teachers' scores (A: Intel emotions-recognition-retail-0003, B: OpenCV Zoo "
+                       "MobileFaceNet FER, ref: the 1.0.0 float model), each teacher compared only over the classes it "
+                       f"has (A lacks disgust, fear and contempt; B contempt); weights {data['weights']}",
             "selection": f"epoch {log['best']['epoch']} of {len(log['epochs'])}, best FER+ validation accuracy + "
                          f"{log['args']['ck_weight']} x held-out CK+ accuracy (the FER+ test split and the Taiwanese "
                          "photographs are never used for training or selection)",
+            "weight_interpolation": {k: soup[k] for k in ("start", "chosen_alpha", "chosen_tau", "rule")} | {
+                "note": "weights = (1 - alpha) x the start's + alpha x the fine-tuned run's (models/soup.py, "
+                        "WiSE-FT); alpha and tau are the only settings chosen on Taiwanese photographs, on the "
+                        "odd-numbered performers only"} if soup else "none",
             "prior_correction_in_graph": tau,
             "prior_correction_note": "the output bias includes -tau*log(class_prior) (the runtime's "
                                      "model.prior_correction, built in); tau chosen on the odd-numbered Taiwanese "
-                                     "performers only (bench/accuracy.py --tune-prior)" if tau else "none",
+                                     "performers only (bench/accuracy.py --tune-prior, or with alpha by models/soup.py --tune-on-odd)"
+                                     if tau else "none",
             "args": log["args"],
             "class_prior": training_prior(data_dir),
             "quantization": "full integer (int8 weights and activations, int8 input and output), "

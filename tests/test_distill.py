@@ -119,3 +119,20 @@ def test_warm_start_refuses_a_file_without_convolutions(tmp_path):
         tf.keras.Model(inp, tf.keras.layers.Dense(2)(inp))).convert())
     with pytest.raises(ValueError, match="no CONV_2D"):
         student_from_tflite(path)
+
+
+def test_weight_interpolation_ends_are_the_two_models():
+    from models.soup import mix
+
+    start, tuned = [np.zeros((2, 2)), np.ones(3)], [np.ones((2, 2)), np.full(3, 3.0)]
+    assert all(np.array_equal(a, b) for a, b in zip(mix(start, tuned, 0.0), start))
+    assert all(np.array_equal(a, b) for a, b in zip(mix(start, tuned, 1.0), tuned))
+    assert np.allclose(mix(start, tuned, 0.25)[1], 1.5)
+
+
+def test_soup_refuses_a_run_not_started_from_a_float_model(tmp_path):
+    from models.soup import soup
+
+    (tmp_path / "train_log.json").write_text(json.dumps({"args": {"init": None}}))
+    with pytest.raises(ValueError, match="not started from a float .tflite"):
+        soup(tmp_path, tmp_path / "out")

@@ -38,6 +38,8 @@ from edge.signing import ReplayGuard  # noqa: E402
 
 pytestmark = [pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto"),
               pytest.mark.slow]
+SHIPPED_VERSION = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())["version"]
+UPDATE_VERSION = SHIPPED_VERSION + "-update"    # what new_version() pushes
 SECRET = "ota-test-secret"
 DEVICE = "ota1"
 
@@ -57,11 +59,11 @@ def selftest_faces() -> Faces:
 
 
 def new_version(folder: Path) -> Path:
-    """The shipped model as version 1.0.1: a valid update (same latency, so the self-test's ratio holds)."""
+    """The shipped model as version UPDATE_VERSION: a valid update (same latency, so the self-test's ratio holds)."""
     path = folder / "new.tflite"
     path.write_bytes(SHIPPED_MODEL.read_bytes())
     card = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
-    card["version"] = "1.0.1"
+    card["version"] = UPDATE_VERSION
     path.with_suffix(".json").write_text(json.dumps(card))
     return path
 
@@ -169,9 +171,9 @@ def test_a_model_that_passes_its_self_test_is_committed(rig, tmp_path):
     assert device.switches and Path(device.switches[-1]).parent == device.updater.dir   # written beside, not over
     assert device.current.path != SHIPPED_MODEL and SHIPPED_MODEL.exists()
     final = states.json()[-1]
-    assert final["status"] == "applied" and final["previous"].startswith("fer-edge-emotion-1.0.0")
+    assert final["status"] == "applied" and final["previous"].startswith(f"fer-edge-emotion-{SHIPPED_VERSION}")
     assert final["selftest"]["agreed"] >= 32 and final["selftest"]["baseline_ms"] > 0
-    assert device.current.path.name.startswith("fer-edge-emotion-1.0.1-") and device.classify(faces) >= 0.8
+    assert device.current.path.name.startswith(f"fer-edge-emotion-{UPDATE_VERSION}-") and device.classify(faces) >= 0.8
     statuses = [s["status"] for s in states.json()]
     assert statuses.index("downloading") < statuses.index("testing") < statuses.index("applied")
     # the chunks are cleared from the broker afterwards
@@ -187,7 +189,7 @@ def test_a_model_that_fails_its_self_test_is_rolled_back_and_the_old_one_keeps_c
     assert f"{DEVICE}: rolled back" in out.stdout and "self-test" in out.stdout
     final = states.json()[-1]
     assert final["status"] == "rolled_back" and final["ok"] is False
-    assert final["model"].startswith("fer-edge-emotion-1.0.0@")             # still the model it had
+    assert final["model"].startswith(f"fer-edge-emotion-{SHIPPED_VERSION}@")             # still the model it had
     assert device.current == before and not device.switches
     assert not list(device.updater.dir.glob("*9.9.9-broken*"))           # the candidate is gone
     assert device.classify(faces) >= 0.8                                  # and the device still classifies

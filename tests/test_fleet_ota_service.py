@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO, require_shared  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
-from test_fleet_ota import broken_model, new_version, selftest_faces  # noqa: E402
+from test_fleet_ota import SHIPPED_VERSION, UPDATE_VERSION, broken_model, new_version, selftest_faces  # noqa: E402
 
 from bench.broker import Broker, mosquitto_available  # noqa: E402
 
@@ -77,7 +77,7 @@ def labelled_events_after(events, count: int, timeout: float = 30.0) -> bool:
 def test_startup_reports_the_running_model(rig):
     _, _, _, _, events, states = rig
     first = states.json()[0]
-    assert first["status"] == "running" and first["model"].startswith("fer-edge-emotion-1.0.0@")
+    assert first["status"] == "running" and first["model"].startswith(f"fer-edge-emotion-{SHIPPED_VERSION}@")
     assert labelled_events_after(events, 2), "the service does not classify the photographs"
 
 
@@ -85,7 +85,7 @@ def test_a_failing_model_is_rolled_back_and_the_service_keeps_classifying(rig):
     broker, service, tmp, faces_file, events, states = rig
     out = push(broker, broken_model(tmp), "--selftest", str(faces_file))
     assert out.returncode == 1 and f"{DEVICE}: rolled back" in out.stdout, out.stdout + out.stderr + service.stderr()[-2000:]
-    assert states.json()[-1]["model"].startswith("fer-edge-emotion-1.0.0@")
+    assert states.json()[-1]["model"].startswith(f"fer-edge-emotion-{SHIPPED_VERSION}@")
     assert service.alive() and labelled_events_after(events, 2)
     assert "pipeline restarted" not in service.stderr().split("model update")[-1]
 
@@ -95,7 +95,7 @@ def test_a_passing_model_is_switched_in_and_classifies(rig):
     out = push(broker, new_version(tmp), "--selftest", str(faces_file))
     assert out.returncode == 0 and f"{DEVICE}: applied" in out.stdout, out.stdout + out.stderr + service.stderr()[-2000:]
     final = states.json()[-1]
-    assert final["model"].startswith("fer-edge-emotion-1.0.1@") and final["previous"].startswith("fer-edge-emotion-1.0.0@")
+    assert final["model"].startswith(f"fer-edge-emotion-{UPDATE_VERSION}@") and final["previous"].startswith(f"fer-edge-emotion-{SHIPPED_VERSION}@")
     assert "pipeline restarted" in service.stderr()
     assert service.alive() and labelled_events_after(events, 2)
     layers = json.loads((tmp / "state" / "fleet-layers.json").read_text())["layers"]
