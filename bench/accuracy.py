@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from models import evaluate, ferplus  # noqa: E402
+from models.card import training_prior  # noqa: E402
 from models.taiwanese import load_photos, photo_predictions, taiwan_figures, tune_prior  # noqa: E402
 
 REFERENCE_1_0 = REPO / "models" / "reference" / "1.0.0" / "fer_emotion_int8.tflite"
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     found = sum(c is not None for c in photos.crops)
     print(f"Taiwanese photographs: {len(photos.labels)}, a face found in {found} ({time.time() - t0:.0f} s)")
     x_test, y_test = evaluate.load_eval_set("test", args.data, args.limit or None)
+    if args.tune_prior:
+        x_val, y_val = evaluate.load_eval_set("valid", args.data)
     rows = []
     for m in models:
         pred, _ = photo_predictions(m, photos, big=isinstance(m, Teacher))
@@ -109,13 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         size = m.path.stat().st_size if isinstance(m, Ours) else None
         rows.append([m, tw, float((fer == y_test).mean()), 0.0, macs, size])
         if args.tune_prior and isinstance(m, Ours):
-            x_val, y_val = evaluate.load_eval_set("valid", args.data)
-            prior = m.card.get("training", {}).get("class_prior")
-            if not prior:  # a candidate's provisional card: the FER+ training prior, as the ship step records it
-                from models.card import training_prior
-                prior = training_prior(args.data)
-            tune_prior(m, photos, np.array([prior[c] for c in ferplus.CLASSES]),
-                       valid=(m.scores(list(x_val)), y_val), max_valid_drop=args.max_valid_drop)
+            prior = m.model.card.class_prior
+            if prior is None:  # a candidate's provisional card: the FER+ training prior, as the ship step records it
+                prior = np.array([training_prior(args.data)[c] for c in ferplus.CLASSES])
+            tune_prior(m, photos, prior, valid=(m.scores(list(x_val)), y_val), max_valid_drop=args.max_valid_drop)
     for row, ms in zip(rows, evaluate.measure_latencies([m.runner() for m in models], x_test)):
         row[3] = ms
     ref_ms = rows[1][3]

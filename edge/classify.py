@@ -49,6 +49,12 @@ class ModelCard:
             raise ModelError(f"model card {path} is unreadable or incomplete: {exc!r}") from None
 
 
+def prior_weights(prior: np.ndarray, tau: float) -> np.ndarray:
+    """Per-class score weights of the prior correction: prior ** -tau (a class's prior floored at 1e-4,
+    so a class the training data barely had is not weighted without bound)."""
+    return np.maximum(prior, 1e-4) ** -tau
+
+
 class EmotionModel:
     """An int8 (or float) TFLite emotion classifier checked against its card.
 
@@ -69,7 +75,7 @@ class EmotionModel:
             if prior is None:
                 raise ModelError(f"model.prior_correction needs the class prior in the model card "
                                  f"(training.class_prior), which {self.card.name} {self.card.version} lacks")
-            self._reweight = np.maximum(prior, 1e-4) ** -prior_correction
+            self._reweight = prior_weights(prior, prior_correction)
         if verify_sha256 and self.path.is_file():
             actual = sha256_file(self.path)
             if actual != self.card.sha256:

@@ -128,8 +128,8 @@ def train(args: argparse.Namespace) -> dict:
                        if layer.name.startswith("conv") and layer.name.endswith("_0"))
     else:
         model = build_student(widths, dropout=args.dropout)
-    if args.init and args.init.suffix != ".tflite":  # continue from a run's checkpoint (same widths)
-        model.set_weights(tf.keras.models.load_model(args.init).get_weights())
+        if args.init:  # continue from a run's checkpoint (same widths)
+            model.set_weights(tf.keras.models.load_model(args.init).get_weights())
     macs = count_macs(model)
     print(f"student {widths}: {model.count_params():,} parameters, {macs / 1e6:.1f} M MACs per face", flush=True)
     print(f"train {len(x)} faces ({info['ferplus_train']} FER+, {info['ckplus_train_faces']} CK+ x "

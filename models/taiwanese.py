@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.classify import prior_weights
 from models import ferplus
 
 TAIWAN_CLASSES = {"neutral": "neutral", "happy": "happiness", "sad": "sadness", "angry": "anger",
@@ -69,7 +70,7 @@ def photo_predictions(model, photos: "Photos", big: bool, prior: np.ndarray | No
     found = [i for i, c in enumerate(crops) if c is not None]
     scores = model.scores([crops[i] for i in found])
     if tau and prior is not None:
-        scores = scores * np.maximum(prior, 1e-4) ** -tau
+        scores = scores * prior_weights(prior, tau)
     pred = np.full(len(crops), -1)
     pred[found] = scores.argmax(axis=1)
     return pred, scores
@@ -94,7 +95,7 @@ def odd_accuracy(scores: np.ndarray, photos: Photos, prior: np.ndarray, tau: flo
     (one row per photograph with a face, as photo_predictions gives), prior-corrected by ``tau``."""
     found = np.array([c is not None for c in photos.crops])
     pred = np.full(len(photos.labels), -1)
-    pred[found] = (scores * np.maximum(prior, 1e-4) ** -tau).argmax(axis=1)
+    pred[found] = (scores * prior_weights(prior, tau)).argmax(axis=1)
     odd = photos.performer % 2 == 1
     return float((pred == photos.labels)[odd].mean())
 
@@ -108,7 +109,6 @@ def tune_prior(model, photos: Photos, prior: np.ndarray, valid: tuple[np.ndarray
     accuracy with the FER+ accuracy the model is selected on.
     """
     _, scores = photo_predictions(model, photos, big=False)
-    weight = np.maximum(prior, 1e-4)
     base = float((valid[0].argmax(1) == valid[1]).mean()) if valid is not None else 0.0
     best, best_acc = 0.0, -1.0
     print("prior correction: odd-numbered performers (tuning half), FER+ validation")
@@ -117,7 +117,7 @@ def tune_prior(model, photos: Photos, prior: np.ndarray, valid: tuple[np.ndarray
         line = f"  tau {tau:.2f}: {100 * acc:.1f}%"
         ok = True
         if valid is not None:
-            v = float(((valid[0] * weight ** -tau).argmax(1) == valid[1]).mean())
+            v = float(((valid[0] * prior_weights(prior, tau)).argmax(1) == valid[1]).mean())
             ok = v >= base - max_valid_drop
             line += f", FER+ valid {100 * v:.2f}%" + ("" if ok else " (costs too much)")
         print(line)
