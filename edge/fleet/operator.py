@@ -165,7 +165,7 @@ class Fleet:
         self.devices: dict[str, DeviceView] = {}
         self.cond = threading.Condition()
         self.listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
-        self.received = 0                    # messages so far (settle() waits until it stops growing)
+        self.received = 0                    # retained messages so far (settle() waits until it stops growing)
         conn.subscribe([f"{self.prefix}/+/{sub}" for sub in WATCHED], self._on_message)
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
@@ -180,7 +180,9 @@ class Fleet:
         if not isinstance(data, dict):
             return
         with self.cond:
-            self.received += 1
+            # only the retained snapshot counts: live stats from a busy fleet never pause for 0.5 s,
+            # and counting them made every command wait the full ``longest``
+            self.received += retained
             view = self.devices.setdefault(device, DeviceView(device))
             setattr(view, {"status": "status", "stats": "stats", "config/state": "config",
                            "model/state": "model"}[kind], data)
