@@ -46,9 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default="models/runs/main", type=Path)
     p.add_argument("--data", default=ferplus.default_data_dir(), type=Path)
+    p.add_argument("--limit", type=int, default=0, help="first N validation faces only (smoke runs)")
     args = p.parse_args(argv)
     model = tf.keras.models.load_model(args.run / "best.keras")
     x, y = ferplus.majority_subset(ferplus.load_split("valid", args.data))
+    if args.limit:
+        x, y = x[:args.limit], y[:args.limit]
     x = tf.constant(x[..., None].astype(np.float32))
     logits = {v: model.predict(view(x, v), batch_size=256, verbose=0)
               for v in sorted({v for views in CANDIDATES.values() for v in views})}

@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_export:
         from models import export, select_tta
 
-        select_tta.main(["--run", str(args.out), "--data", str(args.data)])
+        select_tta.main(["--run", str(args.out), "--data", str(args.data), "--limit", str(args.val_limit)])
         export.main(["--run", str(args.out), "--data", str(args.data)])
     return 0
 
