@@ -115,6 +115,19 @@ def accuracy(model, images: np.ndarray, labels: np.ndarray) -> tuple[float, np.n
     return float((pred == labels).mean()), pred
 
 
+def mixup(images: np.ndarray, targets: np.ndarray, alpha: float,
+          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Mix each face with another of the batch, weight lam ~ Beta(alpha, alpha), and its targets alike.
+
+    ``images`` (B, H, W), ``targets`` (B, sources, classes). The cross-entropy is linear in the
+    targets, so mixing them is the mixup loss exactly (up to the per-source normalisation).
+    """
+    lam = rng.beta(alpha, alpha, size=len(images)).astype(np.float32)
+    perm = rng.permutation(len(images))
+    mixed = lam[:, None, None] * images + (1 - lam[:, None, None]) * images[perm]
+    return mixed, lam[:, None, None] * targets + (1 - lam[:, None, None]) * targets[perm]
+
+
 def train(args: argparse.Namespace) -> dict:
     """Train, select on FER+ and CK+ validation, save ``best.keras`` and ``train_log.json``."""
     import tensorflow as tf
@@ -185,11 +198,8 @@ def train(args: argparse.Namespace) -> dict:
             idx = order[s * args.batch:(s + 1) * args.batch]
             xb = random_erase(x[idx], rng).astype(np.float32)
             yb = y[idx]
-            if args.mixup > 0:  # the loss is linear in the targets, so mixing them is exact
-                lam = rng.beta(args.mixup, args.mixup, size=(len(idx), 1, 1)).astype(np.float32)
-                perm = rng.permutation(len(idx))
-                xb = lam * xb + (1 - lam) * xb[perm]
-                yb = lam[..., None] * yb + (1 - lam[..., None]) * yb[perm]
+            if args.mixup > 0:
+                xb, yb = mixup(xb, yb, args.mixup, rng)
             losses.append(float(step(tf.constant(xb[..., None]), tf.constant(yb), tf.constant(is_ck[idx]))))
             if s % 50 == 0 or s == steps - 1:
                 print(f"\repoch {epoch}/{args.epochs} step {s + 1}/{steps} loss {np.mean(losses):.4f} "

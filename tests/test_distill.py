@@ -35,6 +35,23 @@ def test_ckplus_split_keeps_each_subject_on_one_side():
     assert len(train) + len(valid) == 981 and 100 < len(valid) < 400
 
 
+def test_mixup_keeps_shapes_and_mixes_faces_and_targets_with_one_weight():
+    from models.distill import mixup
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (16, 48, 48)).astype(np.float32)
+    targets = rng.dirichlet(np.ones(8), size=(16, 4)).astype(np.float32)       # (faces, sources, classes)
+    mixed, mixed_targets = mixup(images, targets, 0.4, np.random.default_rng(1))
+    assert mixed.shape == images.shape and mixed_targets.shape == targets.shape
+    assert np.allclose(mixed_targets.sum(-1), 1.0, atol=1e-5)                   # still distributions
+    # the same draw, replayed: each face is lam * itself + (1 - lam) * its partner, its targets alike
+    replay = np.random.default_rng(1)
+    lam, perm = replay.beta(0.4, 0.4, size=16).astype(np.float32), replay.permutation(16)
+    k = int(np.argmax(np.abs(lam - 0.5) < 0.45))
+    assert np.allclose(mixed[k], lam[k] * images[k] + (1 - lam[k]) * images[perm[k]], atol=1e-3)
+    assert np.allclose(mixed_targets[k], lam[k] * targets[k] + (1 - lam[k]) * targets[perm[k]], atol=1e-6)
+
+
 def test_teacher_without_a_class_does_not_push_it_down():
     """A's silence about disgust must not teach 'not disgust': its loss ignores the classes it lacks."""
     tf = pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
