@@ -122,10 +122,9 @@ def mixup(images: np.ndarray, targets: np.ndarray, alpha: float,
     ``images`` (B, H, W), ``targets`` (B, sources, classes). The cross-entropy is linear in the
     targets, so mixing them is the mixup loss exactly (up to the per-source normalisation).
     """
-    lam = rng.beta(alpha, alpha, size=len(images)).astype(np.float32)
+    lam = rng.beta(alpha, alpha, size=len(images)).astype(np.float32)[:, None, None]
     perm = rng.permutation(len(images))
-    mixed = lam[:, None, None] * images + (1 - lam[:, None, None]) * images[perm]
-    return mixed, lam[:, None, None] * targets + (1 - lam[:, None, None]) * targets[perm]
+    return lam * images + (1 - lam) * images[perm], lam * targets + (1 - lam) * targets[perm]
 
 
 def train(args: argparse.Namespace) -> dict:

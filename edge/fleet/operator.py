@@ -182,7 +182,7 @@ class Fleet:
         with self.cond:
             # only the retained snapshot counts: live stats from a busy fleet never pause for 0.5 s,
             # and counting them made every command wait the full ``longest``
-            self.received += retained
+            self.received += int(retained)
             view = self.devices.setdefault(device, DeviceView(device))
             setattr(view, {"status": "status", "stats": "stats", "config/state": "config",
                            "model/state": "model"}[kind], data)
