@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from models import ckplus, ferplus, taiwanese
-from edge.classify import prior_weights
 from models.card import training_prior
 from models.distill import accuracy
 from models.warmstart import student_from_tflite
@@ -78,7 +77,7 @@ def soup(run: Path, out: Path, alphas: tuple[float, ...] = ALPHAS, data_dir: Pat
         val_scores = KerasScores(tuned).scores(list(x_val))
         odd_scores = KerasScores(tuned).scores(found) if tune_on_odd else None
         for tau in (taiwanese.TAUS if tune_on_odd else (0.0,)):
-            acc = float(((val_scores * prior_weights(prior, tau) if tau else val_scores).argmax(1) == y_val).mean())
+            acc = taiwanese.corrected_accuracy(val_scores, y_val, prior if tune_on_odd else None, tau)
             row = {"alpha": alpha, "tau": tau, "val_acc": acc, "ck_val_acc": ck_acc, "score": acc + ck_weight * ck_acc}
             if tune_on_odd:
                 row["odd_acc"] = taiwanese.odd_accuracy(odd_scores, photos, prior, tau)

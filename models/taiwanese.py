@@ -90,6 +90,13 @@ def taiwan_figures(pred: np.ndarray, photos: Photos) -> dict:
 TAUS = tuple(float(t) for t in np.round(np.arange(0, 1.01, 0.05), 2))
 
 
+def corrected_accuracy(scores: np.ndarray, labels: np.ndarray, prior: np.ndarray | None, tau: float) -> float:
+    """Accuracy of ``scores`` (one row per face) against ``labels`` after the prior correction ``tau``
+    (tau 0: the scores as they are, and ``prior`` may be None)."""
+    weighted = scores * prior_weights(prior, tau) if tau else scores
+    return float((weighted.argmax(axis=1) == labels).mean())
+
+
 def odd_accuracy(scores: np.ndarray, photos: Photos, prior: np.ndarray, tau: float) -> float:
     """Accuracy on the odd-numbered performers (the tuning half) of the photographs' ``scores``
     (one row per photograph with a face, as photo_predictions gives), prior-corrected by ``tau``."""
@@ -109,7 +116,7 @@ def tune_prior(model, photos: Photos, prior: np.ndarray, valid: tuple[np.ndarray
     accuracy with the FER+ accuracy the model is selected on.
     """
     _, scores = photo_predictions(model, photos, big=False)
-    base = float((valid[0].argmax(1) == valid[1]).mean()) if valid is not None else 0.0
+    base = corrected_accuracy(valid[0], valid[1], None, 0.0) if valid is not None else 0.0
     best, best_acc = 0.0, -1.0
     print("prior correction: odd-numbered performers (tuning half), FER+ validation")
     for tau in TAUS:
@@ -117,7 +124,7 @@ def tune_prior(model, photos: Photos, prior: np.ndarray, valid: tuple[np.ndarray
         line = f"  tau {tau:.2f}: {100 * acc:.1f}%"
         ok = True
         if valid is not None:
-            v = float(((valid[0] * prior_weights(prior, tau)).argmax(1) == valid[1]).mean())
+            v = corrected_accuracy(valid[0], valid[1], prior, tau)
             ok = v >= base - max_valid_drop
             line += f", FER+ valid {100 * v:.2f}%" + ("" if ok else " (costs too much)")
         print(line)
