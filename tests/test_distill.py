@@ -153,3 +153,20 @@ def test_soup_refuses_a_run_not_started_from_a_float_model(tmp_path):
     (tmp_path / "train_log.json").write_text(json.dumps({"args": {"init": None}}))
     with pytest.raises(ValueError, match="not started from a float .tflite"):
         soup(tmp_path, tmp_path / "out")
+
+
+def test_frontier_offsets_raise_the_tuning_accuracy_only_above_the_floor():
+    from models.frontier import accuracy, fit_offsets
+
+    rng = np.random.default_rng(0)
+    # the same kind of scores, labelled 1 in the tuning set and 0 in validation: a bias towards
+    # class 1 buys tuning accuracy with validation accuracy, so the floor decides how far it goes
+    tune = (np.log(rng.dirichlet([3, 2], 200)), np.ones(200, int))
+    valid = (np.log(rng.dirichlet([3, 2], 200)), np.zeros(200, int))
+    start = np.zeros(2)
+    tuned_acc = {}
+    for floor in (1.0, 0.8, 0.0):
+        off = fit_offsets(tune, valid, floor, start)
+        assert accuracy(valid[0], off, valid[1]) >= min(floor, accuracy(valid[0], start, valid[1]))
+        tuned_acc[floor] = accuracy(tune[0], off, tune[1])
+    assert tuned_acc[1.0] < tuned_acc[0.8] < tuned_acc[0.0] == 1.0
