@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.classify import prior_weights
 from models import ferplus, taiwanese
 from models.card import training_prior
 from models.soup import KerasScores, mix
@@ -63,10 +64,10 @@ def fit_offsets(tune: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np
 
 def figures(log_ph: np.ndarray, photos: taiwanese.Photos, log_val: np.ndarray, y_val: np.ndarray,
             offsets: np.ndarray) -> str:
-    ok = (log_ph + offsets).argmax(axis=1) == photos.labels
-    odd = photos.performer % 2 == 1
-    return (f"odd {100 * ok[odd].mean():.1f}  even {100 * ok[~odd].mean():.1f}  all {100 * ok.mean():.1f}  "
-            f"agreed {100 * ok[photos.agreed].mean():.1f}  FER+ val {100 * accuracy(log_val, offsets, y_val):.2f}")
+    """One line: the photographs' halves, all, agreed (models.taiwanese.taiwan_figures) and FER+ validation."""
+    f = taiwanese.taiwan_figures((log_ph + offsets).argmax(axis=1), photos)
+    return (f"odd {100 * f['odd']:.1f}  even {100 * f['even']:.1f}  all {100 * f['all']:.1f}  "
+            f"agreed {100 * f['agreed']:.1f}  FER+ val {100 * accuracy(log_val, offsets, y_val):.2f}")
 
 
 def frontier(run: Path, floors: tuple[float, ...], alphas: tuple[float, ...], data_dir: Path | None = None) -> None:
@@ -79,7 +80,8 @@ def frontier(run: Path, floors: tuple[float, ...], alphas: tuple[float, ...], da
     if any(c is None for c in photos.crops):
         raise SystemExit("a photograph without a face: this diagnostic assumes every photograph has one")
     x_val, y_val = ferplus.majority_subset(ferplus.load_split("valid", data_dir))
-    log_prior = np.log([training_prior(data_dir)[c] for c in ferplus.CLASSES])
+    prior = np.array([training_prior(data_dir)[c] for c in ferplus.CLASSES])
+    per_tau = np.log(prior_weights(prior, 1.0))  # the runtime's prior correction tau, as log offsets: tau x this
     odd = photos.performer % 2 == 1
     tuned = tf.keras.models.load_model(run / "best.keras")
     start, end = student_from_tflite(Path(log["args"]["init"])).get_weights(), tuned.get_weights()
@@ -88,14 +90,14 @@ def frontier(run: Path, floors: tuple[float, ...], alphas: tuple[float, ...], da
         log_val = np.log(KerasScores(tuned).scores(list(x_val)) + 1e-9)
         log_ph = np.log(KerasScores(tuned).scores(photos.crops) + 1e-9)
         for floor in floors:
-            eligible = [t for t in taiwanese.TAUS if accuracy(log_val, -t * log_prior, y_val) >= floor]
+            eligible = [t for t in taiwanese.TAUS if accuracy(log_val, t * per_tau, y_val) >= floor]
             if not eligible:
                 print(f"alpha {alpha:.2f} floor {floor:.4f}: no tau keeps FER+ validation above the floor")
                 continue
-            tau = max(eligible, key=lambda t: accuracy(log_ph[odd], -t * log_prior, photos.labels[odd]))
-            offsets = fit_offsets((log_ph[odd], photos.labels[odd]), (log_val, y_val), floor, -tau * log_prior)
+            tau = max(eligible, key=lambda t: accuracy(log_ph[odd], t * per_tau, photos.labels[odd]))
+            offsets = fit_offsets((log_ph[odd], photos.labels[odd]), (log_val, y_val), floor, tau * per_tau)
             print(f"alpha {alpha:.2f} floor {floor:.4f}  tau {tau:.2f}:     "
-                  f"{figures(log_ph, photos, log_val, y_val, -tau * log_prior)}")
+                  f"{figures(log_ph, photos, log_val, y_val, tau * per_tau)}")
             print(f"{'':30}8 offsets:  {figures(log_ph, photos, log_val, y_val, offsets)}"
                   f"  ({' '.join(f'{o:+.2f}' for o in offsets - offsets[0])})", flush=True)
 
