@@ -39,6 +39,23 @@ class FrameResult:
 
 
 @dataclass
+class PendingFrame:
+    """A frame between :meth:`FrameProcessor.begin` and :meth:`FrameProcessor.finish`: its crops await the model."""
+
+    frame: Frame
+    t: float
+    timings: dict[str, float]
+    detected: bool = False
+    changes: TrackChanges | None = None
+    keep: list[tuple[Track, np.ndarray]] = field(default_factory=list)   # (track, aligned crop) to classify
+    result: FrameResult | None = None  # already finished (a dropped late frame)
+
+    def crops(self) -> list[np.ndarray]:
+        """The aligned crops for the emotion model, in order."""
+        return [crop for _, crop in self.keep]
+
+
+@dataclass
 class ProcessorStats:
     """Counters since the last reset, for the service's stats message and the benchmarks."""
 
@@ -100,12 +117,27 @@ class FrameProcessor:
 
     def process(self, frame: Frame, now: float | None = None) -> FrameResult:
         """Process one frame. ``now`` (epoch seconds, live sources only) enables dropping late frames."""
+        pending = self.begin(frame, now)
+        if pending.result is not None:
+            return pending.result
+        crops = pending.crops()
+        scores = self.analyzer.classify(crops) if crops else []
+        return self.finish(pending, scores, self.analyzer.clock.last_ms["classify"] if crops else None)
+
+    def begin(self, frame: Frame, now: float | None = None) -> PendingFrame:
+        """A frame's work up to classification: detect or predict, track, gate and align the due faces.
+
+        The aligned crops (``PendingFrame.crops()``) go through the emotion model, this camera's alone
+        (:meth:`process`) or in one batch with other cameras' (edge/cameras/); :meth:`finish` takes the scores.
+        A late live frame comes back already finished (``result``: dropped).
+        """
         sched = self.cfg.schedule
         t = frame.timestamp
         self._count_gap(frame.index)
         if now is not None and sched.max_lag_s > 0 and now - t > sched.max_lag_s:
             self.stats.dropped += 1
-            return FrameResult(frame.index, t, self.tracker.confirmed, [], {}, dropped=True)
+            return PendingFrame(frame, t, {}, result=FrameResult(frame.index, t, self.tracker.confirmed, [], {},
+                                                                 dropped=True))
 
         timings: dict[str, float] = {}
         detect_now = self._since_detect is None or self._since_detect + 1 >= sched.detect_every
@@ -122,17 +154,34 @@ class FrameProcessor:
             changes = TrackChanges()
             self._since_detect = (self._since_detect or 0) + 1
         timings["track"] = lap_ms(clock)
+        keep = self._due_crops(frame, t, timings)
+        return PendingFrame(frame, t, timings, detected=detect_now, changes=changes, keep=keep)
 
-        emotion_changes, crops, n_classified = self._classify_due(frame, t, timings)
+    def finish(self, pending: PendingFrame, scores: list, classify_ms: float | None = None) -> FrameResult:
+        """The rest of a frame begun by :meth:`begin`: ``scores`` for its crops, then smoothing and events.
+
+        ``classify_ms``: this frame's share of the model's time (timings and stats).
+        """
+        t, timings = pending.t, pending.timings
+        if classify_ms is not None:
+            timings["classify"] = classify_ms
+        emotion_changes = []
+        for (tr, _), cls in zip(pending.keep, scores):
+            changed, previous = tr.classify(cls, t)
+            if changed:
+                emotion_changes.append((tr, previous))
+        self.stats.classified += len(scores)
+        crops = {tr.key: c for tr, c in pending.keep}
 
         clock = time.perf_counter()
         tracks = self.tracker.confirmed
+        changes = pending.changes if pending.changes is not None else TrackChanges()
         events = self.emitter.step(t, changes, emotion_changes, tracks,
                                    crops if self.cfg.events.snapshots.enabled else None)
         timings["events"] = lap_ms(clock)
         self._account(t, timings, len(tracks), len(changes.confirmed))
-        return FrameResult(frame.index, t, tracks, events, timings, detected=detect_now, classified=n_classified,
-                           changes=changes)
+        return FrameResult(pending.frame.index, t, tracks, events, timings, detected=pending.detected,
+                           classified=len(scores), changes=changes)
 
     def close(self, t: float | None = None) -> list[Event]:
         """End of the stream: face_left for the faces still tracked and the last (partial) summary."""
@@ -141,9 +190,8 @@ class FrameProcessor:
             return []
         return self.emitter.finish(t, self.tracker.end_all(t))
 
-    def _classify_due(self, frame: Frame, t: float, timings: dict[str, float]) \
-            -> tuple[list[tuple[Track, str | None]], dict[int, np.ndarray], int]:
-        """Align, gate and classify the confirmed tracks that are due; feed their smoothers."""
+    def _due_crops(self, frame: Frame, t: float, timings: dict[str, float]) -> list[tuple[Track, np.ndarray]]:
+        """The confirmed tracks due for classification that pass the gates, with their aligned crops."""
         period = 1.0 / self.cfg.schedule.classify_hz
         quality = self.cfg.quality
         due: list[tuple[Track, Detection]] = []
@@ -162,7 +210,7 @@ class FrameProcessor:
                 continue
             due.append((tr, det))
         if not due:
-            return [], {}, 0
+            return []
         crops = self.analyzer.align(frame, [d for _, d in due])
         clock = time.perf_counter()      # the crop gates count as part of the align stage
         keep = []
@@ -174,17 +222,7 @@ class FrameProcessor:
             else:
                 keep.append((tr, crop))
         timings["align"] = self.analyzer.clock.last_ms["align"] + lap_ms(clock)
-        if not keep:
-            return [], {}, 0
-        results = self.analyzer.classify([c for _, c in keep])
-        timings["classify"] = self.analyzer.clock.last_ms["classify"]
-        changes = []
-        for (tr, _), cls in zip(keep, results):
-            changed, previous = tr.classify(cls, t)
-            if changed:
-                changes.append((tr, previous))
-        self.stats.classified += len(results)
-        return changes, {tr.key: c for tr, c in keep}, len(results)
+        return keep
 
     def _count_gap(self, index: int) -> None:
         """Frames the source skipped (it keeps only the newest frame when we are slow) count as dropped."""

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from edge.config.align import AlignConfig
 from edge.config.base import StrictModel
+from edge.config.cameras import CameraConfig, camera_overrides, camera_problems
 from edge.config.detector import DetectorConfig
 from edge.config.device import DeviceConfig
 from edge.config.events import EventsConfig
@@ -27,6 +28,10 @@ class AppConfig(StrictModel):
 
     device: DeviceConfig = Field(default_factory=DeviceConfig, description="Device identity")
     source: SourceConfig = Field(default_factory=SourceConfig, description="Where frames come from")
+    cameras: list[CameraConfig] = Field(default_factory=list, max_length=16,
+                                        description="Several cameras in one service, each a `source` with its own "
+                                                    "overrides (edge/config/cameras.py); empty: `source` is the one "
+                                                    "camera")
     detector: DetectorConfig = Field(default_factory=lambda: _default_of(DetectorConfig),
                                      description="Face detector (chosen by `type`)")
     align: AlignConfig = Field(default_factory=AlignConfig, description="Face alignment and crop")
@@ -43,6 +48,19 @@ class AppConfig(StrictModel):
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="Service behaviour")
     stats: StatsConfig = Field(default_factory=StatsConfig, description="Periodic statistics")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging")
+
+    @model_validator(mode="after")
+    def _cameras_fit(self) -> "AppConfig":
+        problems = camera_problems(self.cameras, "source" in self.model_fields_set)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def camera_configs(self) -> list["AppConfig"]:
+        """One config per enabled camera: its source and overrides in place ([self] when `cameras` is empty)."""
+        if not self.cameras:
+            return [self]
+        return [self.model_copy(update=camera_overrides(cam)) for cam in self.cameras if cam.enabled]
 
 
 def _default_of(annotation: Any) -> Any:

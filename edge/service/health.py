@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from edge.cameras import CameraSet
 from edge.service.parts import Parts
 from edge.sources import Source
 
@@ -38,8 +39,21 @@ class ProgressWatch:
         """The pipeline thread processed a frame."""
         self.last_progress = now
 
-    def check(self, now: float, source: Source | None, stall_timeout_s: float) -> tuple[bool, str | None]:
-        """(True while the watchdog may be fed, the STATUS text when the state just changed else None)."""
+    def check(self, now: float, source: Source | CameraSet | None, stall_timeout_s: float) \
+            -> tuple[bool, str | None]:
+        """(True while the watchdog may be fed, the STATUS text when the state just changed else None).
+
+        With several cameras, every one must progress or be in a counted outage (reopening with backoff).
+        """
+        if isinstance(source, CameraSet):
+            stuck = source.stuck(now, stall_timeout_s)
+            if stuck:
+                if not self.stalled:
+                    self.stalled = True
+                    log.error("camera(s) %s made no progress and are not reopening: stopping the watchdog pings "
+                              "so that systemd restarts the service", ", ".join(stuck))
+                    return False, f"stalled: camera {', '.join(stuck)} makes no progress"
+                return False, None
         allowed = stall_timeout_s
         if source is not None:
             failures = source.stats.failures
@@ -79,6 +93,9 @@ def collect_stats(frames: int, faces_in_view: int, config_version: str | None, p
                 stats.update(parts.processor.take_stats())
             finally:
                 frame_lock.release()
+        if isinstance(parts.source, CameraSet):     # each camera's source figures beside its processor's
+            for name, figures in parts.source.camera_stats().items():
+                stats.setdefault("cameras", {}).setdefault(name, {})["source"] = figures
         src = parts.source.stats
         stats["source"] = {"state": src.state, "frames": src.frames, "dropped": src.dropped,
                            "failures": src.failures, "reopens": src.reopens, "outages": src.outages,

@@ -49,7 +49,6 @@ from edge.service.changes import (RemoteChanges, RollbackFailed, TooLarge, confi
 from edge.service.remote_config import ConfigInbox, load_with_fallback
 from edge.service.worker import PipelineThread
 from edge.sources import Source
-from edge.sources.demo import as_demo
 from edge.types import Frame
 
 log = logging.getLogger("edge.service")
@@ -341,9 +340,7 @@ class Service:
 
     def build_parts(self, cfg: AppConfig, reuse_analyzer: FaceAnalyzer | None) -> Parts:
         """New parts for ``cfg`` (ApplyError if they cannot be built); with ``demo``, its source is the demo."""
-        if self.demo:
-            cfg = cfg.model_copy(update={"source": as_demo(cfg.source)})
-        return build_parts(cfg, reuse_analyzer=reuse_analyzer)
+        return build_parts(cfg, reuse_analyzer=reuse_analyzer, demo=self.demo)
 
     def reopen_sink(self, new: AppConfig, old: AppConfig) -> None:
         """Close the sink, open one for ``new``; on failure the one for ``old`` is open again (ApplyError)."""

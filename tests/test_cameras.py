@@ -1,0 +1,166 @@
+"""Several cameras in one service (`cameras:`): config, shared model with batched classification, the example.
+
+The RTSP tests (two real GStreamer streams, one cut) are in tests/test_cameras_rtsp.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.config import ConfigError, load_text
+from tests.conftest import require_shared
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_source_alone_is_one_camera() -> None:
+    cfg = load_text("source: {uri: demo, name: hall}").config
+    assert [c.source.name for c in cfg.camera_configs()] == ["hall"]
+    assert cfg.camera_configs()[0] is cfg
+
+
+def test_each_camera_gets_its_source_and_overrides() -> None:
+    cfg = load_text("""
+schedule: {classify_hz: 5}
+quality: {min_face_px: 40}
+cameras:
+  - {name: crowd, uri: rtsp://10.0.0.2/s, quality: {min_face_px: 20}, schedule: {classify_hz: 2}}
+  - {name: kiosk, uri: "0"}
+  - {name: spare, uri: "1", enabled: false}
+""").config
+    cams = cfg.camera_configs()
+    assert [c.source.name for c in cams] == ["crowd", "kiosk"]          # disabled ones are not opened
+    assert (cams[0].quality.min_face_px, cams[0].schedule.classify_hz) == (20, 2.0)
+    assert (cams[1].quality.min_face_px, cams[1].schedule.classify_hz) == (40, 5.0)
+    assert cams[0].source.uri == "rtsp://10.0.0.2/s" and not cams[0].cameras
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("source: {uri: demo}\ncameras: [{uri: demo, name: a}]", "either `source`"),
+    ("cameras: [{uri: demo, name: a}, {uri: '0', name: a}]", "'a' is used twice"),
+    ("cameras: [{uri: demo, name: a, enabled: false}]", "every camera has enabled: false"),
+    ("cameras: [{uri: demo, name: 'a b'}]", "cameras.0.name"),
+])
+def test_bad_camera_lists_are_one_clear_line(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_text(text)
+    assert expected in str(err.value)
+
+
+def _normalised(events: list) -> list[str]:
+    """Events without ids, times and the camera id (that differs between the runs compared)."""
+    out = []
+    for event in events:
+        data = event.to_dict()
+        for key in ("id", "instance", "ts", "epoch", "camera", "seq"):
+            data.pop(key, None)
+        if isinstance(data.get("summary"), dict):
+            data["summary"].pop("start", None)
+        out.append(json.dumps(data, sort_keys=True))
+    return out
+
+
+def test_batched_rounds_give_each_camera_the_events_it_gives_alone() -> None:
+    """Two cameras share one analyzer and one model call per round; each gets exactly its solo events."""
+    from edge.cameras import FrameBatch, MultiProcessor
+    from edge.clock import dated
+    from edge.config import AppConfig
+    from edge.face_analyzer import FaceAnalyzer
+    from edge.frame_processor import FrameProcessor
+    from edge.sources import open_source
+
+    cfg = AppConfig.model_validate({"cameras": [{"name": "a", "uri": "demo"}, {"name": "b", "uri": "demo"}]})
+    analyzer = FaceAnalyzer(cfg)
+    try:
+        solo_cfg = AppConfig.model_validate({"source": {"uri": "demo", "name": "a"}})
+        solo = FrameProcessor(solo_cfg, analyzer=analyzer)
+        solo_events = []
+        for frame in dated(open_source(solo_cfg.source), False):
+            solo_events += solo.process(frame).events
+        solo_events += solo.close()
+
+        cams = cfg.camera_configs()
+        multi = MultiProcessor(cams, analyzer)
+        # rounds in lockstep (frame i of both cameras), as two cameras started together deliver them
+        rounds = zip(dated(open_source(cams[0].source), False), dated(open_source(cams[1].source), False))
+        events = []
+        for frame_a, frame_b in rounds:
+            events += multi.process(FrameBatch([(frame_a, False), (frame_b, False)])).events
+        events += multi.close()
+        stats = multi.take_stats()
+    finally:
+        analyzer.close()
+    by_camera = {name: [e for e in events if e.camera == name] for name in ("a", "b")}
+    assert [e.type for e in solo_events].count("face_appeared") == 2
+    for name in ("a", "b"):
+        assert _normalised(by_camera[name]) == _normalised(solo_events), name
+    # the two cameras' faces went through the model together: up to 4 faces (2 per camera) per call
+    assert stats["classify_batch"]["max"] == 4 and stats["classify_batch"]["multi_camera_calls"] >= 10, stats
+    assert set(stats["cameras"]) == {"a", "b"}
+    assert stats["frames"] == stats["cameras"]["a"]["frames"] + stats["cameras"]["b"]["frames"]
+
+
+def test_a_quiet_camera_is_served_every_round_beside_a_busy_one() -> None:
+    """Fair rounds: a camera with a frame ready gets it processed in the next round, whatever the other costs."""
+    from edge.cameras import CameraSet
+    from edge.config import AppConfig
+    from edge.sources import open_source
+
+    video = require_shared("video", "crowd_street_test.mp4")
+    cfg = AppConfig.model_validate({"cameras": [{"name": "crowd", "uri": str(video)},
+                                                {"name": "kiosk", "uri": "demo"}]})
+    cameras = CameraSet([open_source(c.source) for c in cfg.camera_configs()])
+    served = {"crowd": 0, "kiosk": 0}
+    for n, batch in enumerate(cameras):
+        for frame, _ in batch.frames:
+            served[frame.camera] += 1
+        time.sleep(0.03)                  # a slow consumer (a crowd frame costs more): the readers are ahead
+        if n >= 60:
+            break
+    cameras.close()
+    assert abs(served["crowd"] - served["kiosk"]) <= 2, served
+
+
+def test_a_stuck_camera_stops_the_watchdog_and_an_outage_does_not() -> None:
+    """Healthy only while every camera progresses or is in a counted outage."""
+    from edge.cameras import CameraSet
+    from edge.config.source import SourceConfig
+    from edge.service.health import ProgressWatch
+    from edge.sources import open_source
+
+    cameras = CameraSet([open_source(SourceConfig(uri="demo", name="a", pace=True)),
+                         open_source(SourceConfig(uri="demo", name="b", pace=True))])
+    start = time.monotonic()
+    watch = ProgressWatch(start)
+    healthy, _ = watch.check(start + 1, cameras, 20.0)
+    assert healthy
+    b = cameras.feeds[1]
+    healthy, status = watch.check(start + 25, cameras, 20.0)          # nobody took a frame for 25 s
+    assert not healthy and "camera a, b" in status
+    watch = ProgressWatch(start)
+    b.source.stats.state = "reopening"                                  # b is in an outage (backing off)
+    cameras.feeds[0].last_taken = start + 24
+    assert watch.check(start + 25, cameras, 20.0)[0]
+    cameras.close()
+
+
+@pytest.mark.slow
+def test_two_cameras_example_ends_by_itself_with_faces_from_both() -> None:
+    """docs/examples/two_cameras.yaml: the demo and the shared clip in one process, exit 0, faces from both."""
+    require_shared("video", "single_face.mp4")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("FER_EDGE_SOURCE", None)
+    proc = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", "docs/examples/two_cameras.yaml"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    appeared = {e["camera"] for e in events if e["type"] == "face_appeared"}
+    assert appeared == {"lobby", "kiosk"}, events
+    assert proc.stderr.count("running: 2 cameras") == 1               # one process, both cameras
+    assert {e["camera"] for e in events if e["type"] == "summary"} == {"lobby", "kiosk"}
