@@ -120,11 +120,11 @@ def test_a_quiet_camera_is_served_every_round_beside_a_busy_one() -> None:
     for n, batch in enumerate(cameras):
         for frame, _ in batch.frames:
             served[frame.camera] += 1
-        time.sleep(0.03)                  # a slow consumer (a crowd frame costs more): the readers are ahead
-        if n >= 60:
+        time.sleep(0.05)                  # a slow consumer (a crowd frame costs more): the readers are ahead
+        if n >= 40:
             break
     cameras.close()
-    assert abs(served["crowd"] - served["kiosk"]) <= 2, served
+    assert abs(served["crowd"] - served["kiosk"]) <= 3, served
 
 
 def test_a_stuck_camera_stops_the_watchdog_and_an_outage_does_not() -> None:
