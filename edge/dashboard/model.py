@@ -95,6 +95,7 @@ class Device:
     per_face: bool = False              # per-face events seen (False: aggregate-only so far)
     last_seq: int = 0
     gaps: int = 0                       # events never received, from holes in seq
+    newest: float = 0.0                 # event time (epoch s) of the newest event or summary
 
     def __post_init__(self) -> None:
         self.seen = BoundedSet(self.limits.seen_ids)
@@ -112,6 +113,7 @@ class Device:
             cam.prune(self.limits, now)
         return {"id": self.id, "status": self.status, "since": self.since, "stats": self.stats,
                 "config": self.config, "heard": self.heard, "per_face": self.per_face, "gaps": self.gaps,
+                "newest": self.newest or None, "live": (self.status or {}).get("state") == "online",
                 "cameras": {n: {"state": c.state, "summaries": list(c.summaries)} for n, c in self.cameras.items()},
                 "events": list(self.events)}
 
@@ -262,6 +264,7 @@ class Fleet:
                 dev.gaps += seq - dev.last_seq - 1
             dev.last_seq = max(dev.last_seq, seq)
         event = {k: data[k] for k in EVENT_FIELDS if k in data}
+        dev.newest = max(dev.newest, epoch)
         cam = dev.camera(camera)
         if kind == "summary":
             if cam is not None:
@@ -269,6 +272,8 @@ class Fleet:
         else:
             dev.per_face = True
             dev.events.append(event)
+            if len(dev.events) > 1 and dev.events[-2]["epoch"] > epoch:    # late: keep event-time order
+                dev.events = deque(sorted(dev.events, key=lambda e: e["epoch"]))
             while len(dev.events) > self.limits.events_per_device:
                 dev.events.popleft()
         return {"t": "event", "device": device_id, "data": event, "gaps": dev.gaps}

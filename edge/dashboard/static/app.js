@@ -10,8 +10,9 @@ const Dash = {
   counters: {},
   prefix: "",
   limits: { events_per_device: 30, summary_window_s: 3600, summaries_per_camera: 360, seen_ids: 2048 },
-  ticker: [],                    // latest per-face events of the whole fleet, newest first
+  ticker: [],                    // latest per-face events of the whole fleet, newest (event time) first
   tickerMax: 14,
+  tickerDirty: false,            // a per-face event arrived: rebuild the ticker before the next render
   stream: "connecting",          // connecting | open | lost
   // message-to-screen latency (ms) of live events: publish time (event epoch) to the frame that showed it
   latency: [], latencyMax: 20000, latencyNext: 0, pending: [],
@@ -23,7 +24,7 @@ Dash.ingest = (msg) => ingest(msg);
 
 function newDevice(id) {
   return { id, status: null, since: null, stats: null, config: null, heard: 0, per_face: false, gaps: 0,
-           cameras: new Map(), events: [], seen: new Map() };
+           cameras: new Map(), events: [], seen: new Map(), newest: 0 };
 }
 
 function cameraOf(dev, name) {
@@ -57,6 +58,7 @@ function pruneSummaries(cam, nowS) {
 
 function addEvent(dev, ev, live) {
   if (!firstSight(dev, ev.id)) return false;
+  if (typeof ev.epoch === "number" && ev.epoch > dev.newest) dev.newest = ev.epoch;
   if (ev.type === "summary") {
     const cam = cameraOf(dev, ev.camera);
     cam.summaries.push(ev);
@@ -64,14 +66,36 @@ function addEvent(dev, ev, live) {
     return true;
   }
   dev.per_face = true;
-  dev.events.push(ev);
+  // kept in event-time order: a late (re-delivered, queued) event goes where it happened, not on top
+  let i = dev.events.length;
+  while (i > 0 && dev.events[i - 1].epoch > ev.epoch) i -= 1;
+  dev.events.splice(i, 0, ev);
   if (dev.events.length > Dash.limits.events_per_device) dev.events.shift();
-  if (live) {
-    Dash.ticker.unshift(Object.assign({ device: dev.id }, ev));
-    if (Dash.ticker.length > Dash.tickerMax) Dash.ticker.length = Dash.tickerMax;
-    if (typeof ev.epoch === "number") Dash.pending.push(ev.epoch * 1000);
-  }
+  Dash.tickerDirty = true;
+  if (live && typeof ev.epoch === "number") Dash.pending.push(ev.epoch * 1000);
   return true;
+}
+
+/* The fleet's latest per-face events, newest event time first, fair between cameras: each camera
+   (device + camera) may fill at most its share of the list (tickerMax / cameras with events, at
+   least 2), so one busy camera cannot push every other device's events off it. */
+function buildTicker() {
+  const all = [];
+  for (const dev of Dash.devices.values()) for (const ev of dev.events) all.push([dev, ev]);
+  all.sort((a, b) => b[1].epoch - a[1].epoch);
+  const sources = new Set(all.map(([dev, ev]) => `${dev.id}\u0000${ev.camera}`));
+  const share = Math.max(2, Math.ceil(Dash.tickerMax / Math.max(1, sources.size)));
+  const taken = new Map(), out = [];
+  for (const [dev, ev] of all) {
+    const key = `${dev.id}\u0000${ev.camera}`;
+    const n = taken.get(key) || 0;
+    if (n >= share) continue;
+    taken.set(key, n + 1);
+    out.push(Object.assign({ device: dev.id, name: (dev.stats && dev.stats.name) || dev.id }, ev));
+    if (out.length >= Dash.tickerMax) break;
+  }
+  Dash.ticker = out;
+  Dash.tickerDirty = false;
 }
 
 function loadSnapshot(snap) {
@@ -84,7 +108,7 @@ function loadSnapshot(snap) {
   for (const d of snap.devices || []) {
     const dev = device(d.id);
     Object.assign(dev, { status: d.status, since: d.since, stats: d.stats, config: d.config, heard: d.heard,
-                         per_face: d.per_face, gaps: d.gaps });
+                         per_face: d.per_face, gaps: d.gaps, newest: d.newest || 0 });
     for (const [name, c] of Object.entries(d.cameras || {})) {
       const cam = cameraOf(dev, name);
       cam.state = c.state;
@@ -92,10 +116,7 @@ function loadSnapshot(snap) {
     }
     for (const ev of d.events || []) addEvent(dev, ev, false);
   }
-  const recent = [];
-  for (const dev of Dash.devices.values()) for (const ev of dev.events) recent.push(Object.assign({ device: dev.id }, ev));
-  recent.sort((a, b) => b.epoch - a.epoch);
-  Dash.ticker = recent.slice(0, Dash.tickerMax);
+  buildTicker();
 }
 
 /* Apply one change from the server; returns the device id it touched (or "*" for the whole page). */
@@ -103,7 +124,7 @@ function apply(msg) {
   switch (msg.t) {
     case "snapshot": loadSnapshot(msg); return "*";
     case "broker": Dash.broker = msg; return "*";
-    case "removed": Dash.devices.delete(msg.device); return "*";
+    case "removed": Dash.devices.delete(msg.device); Dash.tickerDirty = true; return "*";
     default: break;
   }
   const dev = device(msg.device);
@@ -141,6 +162,7 @@ function schedule() {
 
 function renderFrame() {
   Dash.frame = 0;
+  if (Dash.tickerDirty && !location.hash.startsWith("#/device/")) buildTicker();   // only the fleet view shows it
   window.ferViews.render(Dash);
   Dash.dirty.clear();
   Dash.fleetDirty = false;

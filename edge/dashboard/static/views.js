@@ -39,27 +39,83 @@ function fmt(v, digits, unit) {
 
 function stateOf(dev) { return (dev.status && dev.status.state) || "unknown"; }
 
+/* Only an online device shows live faces, emotions and fps; an offline or stopped one shows what was last seen. */
+function isLive(dev) { return stateOf(dev) === "online"; }
+
+/* device.name and device.location (published in its stats) first, the id second */
+function nameOf(dev) { const st = dev.stats || {}; return (typeof st.name === "string" && st.name) || dev.id; }
+function placeOf(dev) { const st = dev.stats || {}; return typeof st.location === "string" ? st.location : ""; }
+
+function deviceTitle(dev, big) {
+  const named = nameOf(dev) !== dev.id;
+  return h("span", { class: "dev-title" },
+    h("span", { class: "dev-name" + (big ? " big" : "") }, nameOf(dev)),
+    placeOf(dev) ? h("span", { class: "dev-place" }, placeOf(dev)) : null,
+    named ? h("span", { class: "dev-id muted" }, dev.id) : null);
+}
+
+/* Seconds the device's newest event or summary (event time) lags its latest stats (wall time), when it
+   lags by more than two summary intervals and a minute: a video playing slower than real time, a stuck
+   camera clock, a backlog. null when it keeps up or nothing is known. */
+function lagOf(dev) {
+  const st = dev.stats;
+  if (!st || typeof st.epoch !== "number" || !dev.newest) return null;
+  let interval = 60;
+  for (const cam of dev.cameras.values()) {
+    const last = cam.summaries[cam.summaries.length - 1];
+    if (last && last.summary && last.summary.interval_s) interval = last.summary.interval_s;
+  }
+  const lag = st.epoch - dev.newest;
+  return lag > 2 * interval + 60 ? lag : null;
+}
+
+function lagNote(dev) {
+  const lag = isLive(dev) ? lagOf(dev) : null;
+  return lag ? h("div", { class: "lag", data: { lag: Math.round(lag) } },
+    `behind real time: newest event ${ago(Date.now() / 1000 - lag)} older than its stats`) : null;
+}
+
+function lastSeenText(dev, st) {
+  const when = (st && st.epoch) || dev.heard;
+  if (!st || !st.faces) return `not live · last report ${clock(when)}: no face in view`;
+  return `not live · last seen ${clock(when)}: ${st.faces} ${st.faces === 1 ? "face" : "faces"}` +
+    (st.dominant ? `, mostly ${st.dominant}` : "");
+}
+
 function statusBadge(dev) {
   const state = stateOf(dev);
   const since = dev.since ? ` since ${clock(dev.since)} (${ago(dev.since)})` : "";
   return h("span", { class: `state badge ${state}`, data: { state } }, state, h("small", null, since));
 }
 
+/* The config's outcome as a word and, when something went wrong, its reason as visible text (a kiosk or a
+   touch screen has no hover). A refused push marks the device until a later change applies or rolls back;
+   "nothing to roll back" changed nothing and is only a note. */
+function configOutcome(cfg) {
+  if (!cfg) return null;
+  const error = cfg.error || "";
+  if (cfg.status === "rolled_back" || /^rolled back/.test(error)) return { word: "ROLLED BACK", cls: "bad", reason: error };
+  if (cfg.ok) return { word: "applied", cls: "ok", reason: "" };
+  if (/^nothing to roll back/.test(error)) return { word: "applied", cls: "ok", reason: "", note: error };
+  return { word: "REJECTED", cls: "bad", reason: error };
+}
+
 function configLine(dev) {
   const st = dev.stats || {}, cfg = dev.config;
   const version = (cfg && cfg.version) || st.config_version;
-  const rolled = cfg && (cfg.status === "rolled_back" || /^rolled back/.test(cfg.error || ""));
-  const ok = cfg ? (rolled ? "ROLLED BACK" : cfg.ok ? "applied" : "REJECTED") : "";
+  const out = configOutcome(cfg);
   const groups = (cfg && cfg.groups) || st.groups || [];
   return h("div", { class: "meta" },
     h("span", null, "v", st.version || (dev.status && dev.status.version) || "?"),
     h("span", { title: version || "" }, "config ", version ? version.slice(0, 8) : "–"),
-    ok && h("span", { class: cfg.ok && !rolled ? "ok" : "bad", title: (cfg && cfg.error) || "" }, ok),
-    groups.length ? h("span", null, "groups ", groups.join(", ")) : null);
+    out && h("span", { class: `outcome ${out.cls}`, data: { outcome: out.word } }, out.word),
+    groups.length ? h("span", null, "groups ", groups.join(", ")) : null,
+    out && out.reason ? h("div", { class: "reason bad" }, out.reason) : null,
+    out && out.note ? h("div", { class: "reason muted" }, out.note) : null);
 }
 
 function health(dev, big) {
-  const st = dev.stats || {};
+  const st = isLive(dev) ? dev.stats || {} : {};
   const q = st.queue || {};
   const rows = [
     ["fps", fmt(st.processing_fps, 1)], [big ? "input fps" : "in", fmt(st.input_fps, 1)],
@@ -67,8 +123,9 @@ function health(dev, big) {
     ["queue", fmt(q.depth, 0) + (q.oldest_age_s ? ` (${fmt(q.oldest_age_s, 0, "s")} old)` : "")],
     ["CPU", fmt(st.cpu_temp_c, 0, "°C")],
   ];
+  const last = (dev.stats || {}).epoch;
   if (big) rows.push(["uptime", st.uptime_s ? ago(Date.now() / 1000 - st.uptime_s) : "–"],
-                     ["seq gaps", String(dev.gaps || 0)], ["stats at", st.epoch ? clock(st.epoch) : "–"]);
+                     ["seq gaps", String(dev.gaps || 0)], ["stats at", last ? clock(last) : "–"]);
   return h("dl", { class: "health" }, rows.map(([k, v]) => [h("dt", null, k), h("dd", { data: { k } }, v)]));
 }
 
@@ -78,8 +135,12 @@ function previewLink(dev) {
   return h("a", { class: "preview", href: url, target: "_blank", rel: "noopener" }, "live preview (MJPEG)");
 }
 
-function cameraSummary(name, cam) {
+function cameraSummary(dev, name, cam) {
   const st = cam.state || { faces: 0, mix: {}, dominant: null };
+  if (!isLive(dev)) {
+    return h("div", { class: "cam-mini stale", data: { camera: name } },
+      h("span", { class: "cam-name" }, name), h("span", { class: "last-seen" }, lastSeenText(dev, cam.state)));
+  }
   return h("div", { class: "cam-mini", data: { camera: name } },
     h("span", { class: "cam-name" }, name),
     h("span", { class: "faces", data: { faces: st.faces } }, String(st.faces)),
@@ -90,9 +151,9 @@ function cameraSummary(name, cam) {
 function card(dev) {
   const agg = !dev.per_face && [...dev.cameras.values()].some((c) => c.summaries.length);
   return h("a", { class: `card ${stateOf(dev)}`, href: "#/device/" + encodeURIComponent(dev.id), data: { device: dev.id } },
-    h("div", { class: "card-head" }, h("span", { class: "dev-id" }, dev.id), statusBadge(dev)),
-    configLine(dev), health(dev, false),
-    [...dev.cameras.entries()].sort().map(([n, c]) => cameraSummary(n, c)),
+    h("div", { class: "card-head" }, deviceTitle(dev, false), statusBadge(dev)),
+    configLine(dev), lagNote(dev), health(dev, false),
+    [...dev.cameras.entries()].sort().map(([n, c]) => cameraSummary(dev, n, c)),
     agg ? h("div", { class: "tag" }, "aggregate only") : null);
 }
 
@@ -109,7 +170,7 @@ function eventText(ev) {
 function eventRow(ev, withDevice) {
   return h("li", { class: `event ${ev.type}`, data: { type: ev.type, id: ev.id, device: ev.device || "" } },
     h("span", { class: "when" }, clock(ev.epoch)),
-    withDevice ? h("span", { class: "dev-id" }, ev.device, " ", h("small", null, ev.camera)) : null,
+    withDevice ? h("span", { class: "dev-id" }, ev.name || ev.device, " ", h("small", null, ev.camera)) : null,
     h("i", { class: "dot", style: { background: C.colorOf(ev.label) } }),
     h("span", { class: "what" }, eventText(ev)),
     ev.score !== null && ev.score !== undefined ? h("span", { class: "muted" }, ` ${Math.round(ev.score * 100)}%`) : null);
@@ -127,7 +188,8 @@ function renderFleet(Dash, main, full) {
     cards = main.querySelector("#cards");
     cardEls.clear(); cardIds = "";
   }
-  const ids = [...Dash.devices.keys()].sort();
+  const ids = [...Dash.devices.keys()].sort((a, b) =>
+    nameOf(Dash.devices.get(a)).localeCompare(nameOf(Dash.devices.get(b))) || (a < b ? -1 : a > b ? 1 : 0));
   const key = ids.join("\u0000");
   if (key !== cardIds || Dash.dirty.has("*")) {
     cardEls.clear();
@@ -157,13 +219,15 @@ function cameraPanel(Dash, dev, name, cam) {
   const labels = new Set(Object.keys(st.mix || {}));
   for (const s of cam.summaries) for (const k of Object.keys(C.summaryValues(s))) labels.add(k);
   const events = dev.events.filter((e) => e.camera === name).slice().reverse();
-  const panel = h("section", { class: "cam", data: { camera: name } },
-    h("h2", null, name),
-    h("div", { class: "now" },
+  const now = isLive(dev)
+    ? h("div", { class: "now" },
       h("div", { class: "bignum" }, h("span", { class: "faces", data: { faces: st.faces } }, String(st.faces)),
         h("small", null, st.faces === 1 ? "face in view" : "faces in view")),
       h("div", { class: "grow" }, h("div", { class: "dominant" }, st.dominant ? `mostly ${st.dominant}` : "—"),
-        C.mixBar(st.mix || {}, true))),
+        C.mixBar(st.mix || {}, true)))
+    : h("div", { class: "now stale" }, h("span", { class: "last-seen" }, lastSeenText(dev, cam.state)));
+  const panel = h("section", { class: "cam", data: { camera: name } },
+    h("h2", null, name), now,
     h("h3", null, `Last ${timelineWindow(Dash) >= 3600 ? "hour" : Math.round(timelineWindow(Dash) / 60) + " minutes"} (face-seconds per emotion, per summary interval)`), canvas, C.legend(C.orderedLabels(Object.fromEntries([...labels].map((l) => [l, 1])))),
     dev.per_face ? h("h3", null, "Latest events") : h("p", { class: "tag" }, "aggregate only: this device publishes summaries and the emotion mix, no per-face events"),
     dev.per_face ? h("ol", { class: "events" }, events.length ? events.map((e) => eventRow(e, false)) : h("li", { class: "muted" }, "no event yet")) : null);
@@ -179,8 +243,8 @@ function renderDevice(Dash, main, id) {
   }
   main.replaceChildren(
     h("section", { class: `device ${stateOf(dev)}`, data: { device: dev.id } },
-      h("div", { class: "card-head" }, h("span", { class: "dev-id big" }, dev.id), statusBadge(dev), previewLink(dev)),
-      configLine(dev), health(dev, true)),
+      h("div", { class: "card-head" }, deviceTitle(dev, true), statusBadge(dev), isLive(dev) ? previewLink(dev) : null),
+      configLine(dev), lagNote(dev), health(dev, true)),
     h("div", { class: "cams" }, [...dev.cameras.entries()].sort().map(([n, c]) => cameraPanel(Dash, dev, n, c))));
 }
 
