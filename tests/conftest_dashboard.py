@@ -63,7 +63,7 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
-        conn.request("GET", parts.path or "/")
+        conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
         resp = conn.getresponse()
         return resp.status, dict(resp.getheaders()), resp.read()
     finally:

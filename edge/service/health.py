@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.cameras import CameraSet
+from edge.config.device import DeviceConfig
 from edge.service.parts import Parts
 from edge.sources import Source
 
@@ -80,13 +81,16 @@ class ProgressWatch:
 
 
 def collect_stats(frames: int, faces_in_view: int, config_version: str | None, parts: Parts | None,
-                  frame_lock: threading.Lock) -> dict[str, Any]:
-    """The service's figures for the stats message: totals, the processor's counters, source, CPU temperature.
+                  frame_lock: threading.Lock, device: DeviceConfig | None = None) -> dict[str, Any]:
+    """The service's figures for the stats message: totals, the processor's counters, source, CPU temperature,
+    and device.name / device.location when set (the dashboard and `fleet list` show them before the id).
 
     The processor's counters are taken only between frames (under ``frame_lock``): they belong to the pipeline thread.
     """
     stats: dict[str, Any] = {"frames_total": frames, "faces_in_view": faces_in_view,
                              "config_version": config_version}
+    if device is not None:
+        stats.update({k: v for k, v in (("name", device.name), ("location", device.location)) if v})
     if parts is not None:
         if frame_lock.acquire(timeout=1.0):
             try:

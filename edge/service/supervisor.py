@@ -226,9 +226,7 @@ class Service:
 
     def _publish_stats(self) -> None:
         stats = collect_stats(self._frames, self._faces_in_view, self.loaded.version if self.loaded else None,
-                              self.parts, self._frame_lock)
-        # who and where, for the dashboard and `fleet list` (names first, the id second)
-        stats.update({k: v for k, v in (("name", self.cfg.device.name), ("location", self.cfg.device.location)) if v})
+                              self.parts, self._frame_lock, self.cfg.device)
         assert self.sink is not None
         with self._sink_lock:
             self.sink.publish_stats(stats)
