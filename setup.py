@@ -33,11 +33,13 @@ setup(
     ],
     extras_require={
         "picamera": ["picamera2"],
+        "dashboard-pg": ["psycopg[binary]>=3.1"],   # `fer-edge dashboard --store postgresql://...`
         "train": ["tensorflow-cpu>=2.16; platform_machine=='x86_64'", "tensorflow>=2.16; platform_machine!='x86_64'",
                   "openvino>=2023.0"],   # teacher A (training-time distillation only; models/teachers.py)
         # psutil: CPU and memory figures of bench/dashboard.py and bench/fleet.py;
         # selenium: drives Debian's chromium + chromium-driver (apt) in the dashboard's browser tests
-        "test": ["pytest>=7", "hypothesis>=6", "jsonschema>=4", "psutil", "selenium>=4.10",
+        # psycopg: the dashboard's history tests and bench/history.py against a real PostgreSQL server (apt)
+        "test": ["pytest>=7", "hypothesis>=6", "jsonschema>=4", "psutil", "selenium>=4.10", "psycopg[binary]>=3.1",
                  "jinja2"],     # jinja2: renders the Home Assistant templates in tests/test_mqtt_discovery.py
     },
     entry_points={"console_scripts": ["fer-edge=edge.cli:main"]},

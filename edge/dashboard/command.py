@@ -25,6 +25,8 @@ from edge.config import ConfigError, default_path, load_file
 from edge.config.mqtt import MqttConfig
 from edge.dashboard.app import Dashboard
 from edge.dashboard.model import Limits
+from edge.dashboard.store import Store, is_postgres, shown
+from edge.publish.queue import default_queue_path
 from edge.exitcodes import EXIT_MODEL, EXIT_OK, EXIT_USAGE
 
 
@@ -46,6 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "0.0.0.0: every host on the network - the page shows emotion data)")
     parser.add_argument("--port", type=int, default=8088, help="HTTP port (default 8088; 0: any free port)")
     parser.add_argument("--max-devices", type=int, default=1000, help="devices kept at most (default 1000)")
+    parser.add_argument("--store", metavar="FILE|URL",
+                        help="history store: an SQLite file (default: dashboard-history.sqlite in the state folder, "
+                             "$STATE_DIRECTORY or ~/.local/state/fer-edge) or postgresql://USER@HOST/DB (the password "
+                             "from $PGPASSWORD or ~/.pgpass, never a flag)")
+    parser.add_argument("--no-history", action="store_true", help="keep no history (the live page only)")
+    parser.add_argument("--hourly-days", type=float, default=35.0,
+                        help="days of hourly history before it is rolled up into days (default 35)")
+    parser.add_argument("--retention-days", type=float, default=730.0,
+                        help="days of daily history kept (default 730)")
 
 
 def mqtt_settings(args: argparse.Namespace) -> MqttConfig:
@@ -87,6 +98,22 @@ def mqtt_settings(args: argparse.Namespace) -> MqttConfig:
         raise ValueError(f"mqtt.{where}: {first['msg']}") from None
 
 
+def open_store(args: argparse.Namespace) -> Store | None:
+    """The history store the flags ask for (None with --no-history); ValueError with one line if unusable."""
+    if args.no_history:
+        return None
+    if args.hourly_days <= 0 or args.retention_days < args.hourly_days:
+        raise ValueError("--hourly-days must be > 0 and --retention-days at least --hourly-days")
+    url = args.store
+    if not url:
+        path = default_queue_path().with_name("dashboard-history.sqlite")    # the same state folder as the queue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = str(path)
+    if ":" in url.split("/")[0] and not is_postgres(url) and not url.startswith("sqlite://"):
+        raise ValueError(f"--store {shown(url)}: give an SQLite file path or a postgresql:// URL")
+    return Store(url, args.hourly_days, args.retention_days)
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve the dashboard until SIGTERM/SIGINT; returns the exit code."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -95,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = mqtt_settings(args)
         if args.max_devices < 1:
             raise ValueError("--max-devices must be at least 1")
-        dashboard = Dashboard(cfg, args.bind, args.port, Limits(max_devices=args.max_devices))
+        store = open_store(args)
+        dashboard = Dashboard(cfg, args.bind, args.port, Limits(max_devices=args.max_devices), store=store)
     except ValueError as exc:
         print(f"fer-edge dashboard: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -110,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
             log.warning("dashboard reachable from the network on %s:%d: anyone who can reach it sees the "
                         "emotion data (put it behind a proxy with a login, or bind 127.0.0.1)", args.bind,
                         dashboard.server.httpd.server_address[1])
-        log.info("dashboard at %s (devices under %s/ on %s)", dashboard.url, cfg.prefix, dashboard.feed.address)
+        log.info("dashboard at %s (devices under %s/ on %s; history in %s)", dashboard.url, cfg.prefix,
+                 dashboard.feed.address, shown(store.url) if store is not None else "nothing (--no-history)")
         print(f"dashboard: {dashboard.url}", flush=True)
         stop.wait()
     return EXIT_OK

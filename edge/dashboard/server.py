@@ -3,6 +3,8 @@
     GET /             the page (static/index.html; app.js, views.js, chart.js, style.css beside it)
     GET /events       text/event-stream: one `snapshot` of the whole fleet, then every change as it happens
     GET /api/fleet    the same snapshot as JSON (scripts, curl)
+    GET /api/history  the history store's view of a camera, device, group, location or the fleet (JSON or
+                      CSV with format=csv; edge/dashboard/history.py, docs/dashboard.md)
     GET /healthz      "ok" while the server runs (the broker's state is in /api/fleet)
 
 Each page gets its own bounded queue of changes; a page that cannot keep up (its queue is full)
@@ -18,7 +20,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Callable
+from urllib.parse import parse_qs
 
+from edge.dashboard import history
+from edge.dashboard.store import Store
 from edge.formatting import compact_json
 
 log = logging.getLogger(__name__)
@@ -118,8 +123,8 @@ class DashboardServer:
     """ThreadingHTTPServer serving the page and the stream; ``snapshot()`` must be taken under ``lock``."""
 
     def __init__(self, host: str, port: int, hub: Hub, snapshot: Callable[[], dict[str, Any]],
-                 lock: threading.Lock) -> None:
-        self.hub, self.snapshot, self.lock = hub, snapshot, lock
+                 lock: threading.Lock, store: Store | None = None) -> None:
+        self.hub, self.snapshot, self.lock, self.store = hub, snapshot, lock, store
         handler = type("Handler", (_Handler,), {"app": self})
         try:
             self.httpd = ThreadingHTTPServer((host, port), handler)
@@ -160,6 +165,8 @@ class _Handler(BaseHTTPRequestHandler):
             with self.app.lock:
                 body = compact_json(self.app.snapshot()).encode()
             return self._send(HTTPStatus.OK, body, "application/json")
+        if path == "/api/history":
+            return self._history(parse_qs(self.path.partition("?")[2]))
         if path == "/healthz":
             return self._send(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
         name = "index.html" if path == "/" else path.lstrip("/")
@@ -177,6 +184,30 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
+
+    def _history(self, params: dict[str, list[str]]) -> None:
+        """GET /api/history?device=D[&camera=C] | group=G | location=L, range=today|7d|30d, tz=MIN, format=csv."""
+        text = "text/plain; charset=utf-8"
+        if self.app.store is None:
+            return self._send(HTTPStatus.NOT_FOUND, b"history is off (started with --no-history)\n", text)
+        one = {k: v[-1] for k, v in params.items() if v}
+        try:
+            scope = history.Scope(one.get("device"), one.get("camera"), one.get("group"), one.get("location"))
+            tz = int(one.get("tz", "0"))
+            if not -1440 < tz < 1440:
+                raise ValueError("tz: minutes east of UTC, between -1439 and 1439")
+            data = history.view(self.app.store, scope, one.get("range", "7d"), tz)
+            if one.get("device") and not one.get("camera"):
+                data["status"] = history.status_changes(self.app.store, one["device"], data["from"], data["to"])
+        except ValueError as exc:
+            return self._send(HTTPStatus.BAD_REQUEST, f"{exc}\n".encode(), text)
+        except Exception as exc:                       # noqa: BLE001 - the store is unreachable: say so, keep serving
+            log.warning("dashboard: history query failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
+            return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"the history store cannot be read now; see the log\n",
+                              text)
+        if one.get("format") == "csv":
+            return self._send(HTTPStatus.OK, history.to_csv(data).encode(), "text/csv; charset=utf-8")
+        self._send(HTTPStatus.OK, compact_json(data).encode(), "application/json")
 
     def _stream(self) -> None:
         with self.app.lock:           # no change can slip between the snapshot and the queue
