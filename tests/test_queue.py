@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -64,16 +65,24 @@ def test_one_process_per_queue_file(tmp_path):
     EventQueue(tmp_path / "q.db").close()      # free again once closed
 
 
-def test_unwritable_or_corrupt_files_give_one_clear_error(tmp_path):
+def test_unwritable_or_newer_files_give_one_clear_error_and_corrupt_ones_are_moved_aside(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(QueueError, match="cannot create it.*set queue.path"):
         EventQueue(blocker / "sub" / "q.db")
+    newer = tmp_path / "newer.db"
+    with sqlite3.connect(newer) as con:
+        con.execute("PRAGMA user_version = 99")
+    with pytest.raises(QueueError, match="queue format 99.*use the fer-edge version that wrote it"):
+        EventQueue(newer)
+    EventQueue(tmp_path / "fresh.db").close()    # the failed open released its lock file
+    # Not a queue at all (issue 25.1): kept under a findable name, a fresh queue takes its place.
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(QueueError, match="not a usable fer-edge queue.*move the file away"):
-        EventQueue(bad)
-    EventQueue(tmp_path / "fresh.db").close()    # the failed open released its lock file
+    q = EventQueue(bad)
+    assert q.recovery is not None and q.recovery.kind == "damaged" and q.depth == 0
+    assert [p.read_bytes() for p in tmp_path.glob("bad.db.damaged-*")] == [b"this is not sqlite" * 100]
+    q.close()
 
 
 def test_commits_survive_sigkill(tmp_path):

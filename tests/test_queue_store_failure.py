@@ -58,7 +58,8 @@ def test_queue_holds_counts_and_stores_again_under_a_real_file_size_limit(tmp_pa
     during, after = out["during"], out["after"]
     assert during["last_seq"] == 11, "seq must advance while the file refuses the events"
     assert during["held"] == 5 and during["lost"] == 3
-    assert during["errors"] >= 8 and "cannot store events" in during["last_error"]
+    # one failed attempt: later events join the backlog at a constant cost, retry() tries again (issue 25.7)
+    assert during["errors"] == 1 and "cannot store events" in during["last_error"]
     assert during["peek"] == [1, 2, 3] and during["depth"] == 3
     assert after == {"ok": True, "held": 0, "last_error": None, "peek": [3, 7, 8, 9, 10, 11]}   # 4-6: the gap
     assert res.stderr.count("cannot store events") == 1, "one log line per interval, not one per attempt"

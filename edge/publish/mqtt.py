@@ -142,7 +142,8 @@ class MqttSink:
         q = self.queue
         return {"queue": {"depth": q.depth, "max_events": q.max_events, "dropped": q.dropped,
                           "oldest_age_s": _round(q.oldest_age_s()), "held": q.held, "lost": q.lost,
-                          "store_errors": q.store_errors, "last_error": q.last_error},
+                          "store_errors": q.store_errors, "last_error": q.last_error,
+                          "recovery": q.recovery.as_dict() if q.recovery else None},
                 "mqtt": {"connected": self._connected, "sent": self.sent, "reconnects": self.reconnects,
                          "last_error": self.last_error, "instance": self.instance,
                          "duplicate_instances": sorted(self.duplicates.others)}}
@@ -154,6 +155,8 @@ class MqttSink:
             return f"event queue not writable: {q.held} events held in memory, {q.lost} lost"
         if self.duplicates.others:
             return f"device id {self.device!r} used by another process too"
+        if q.recovery is not None:
+            return q.recovery.line()
         return None
 
     def publish_stats(self, stats: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,12 @@ When the file cannot be written (disk full, ``ulimit -f``, I/O error), events st
 seq and wait in a bounded memory buffer (``queue.max_held``) and are stored, in order, as soon as
 a write succeeds again; nothing is lost unless that buffer overflows, and what it pushes out is
 counted in :attr:`EventQueue.lost` and shows as a seq gap. Failures are counted, kept as
-:attr:`EventQueue.last_error` and logged once per interval, never raised at the caller.
+:attr:`EventQueue.last_error` and logged once per interval, never raised at the caller. While
+events wait, a new one only joins them (constant cost); :meth:`EventQueue.retry` stores them.
+
+seq also has a high-water mark outside the file (edge/publish/seqmark.py): it never repeats when the
+file loses its last writes or is replaced; a damaged file is moved aside and salvaged at start
+(edge/publish/recovery.py; docs/mqtt.md, "Power cuts and damaged files").
 """
 from __future__ import annotations
 
@@ -34,14 +39,22 @@ from typing import Iterable, Sequence
 from edge.config.queue import QueueConfig
 from edge.events import Event, new_event_id
 from edge.publish.ratelimit import LogEvery
+from edge.publish.recovery import Recovery, came_back_shorter, damaged, move_aside_and_salvage
+from edge.publish.seqmark import SeqMark
 
 log = logging.getLogger(__name__)
 
 _FORMAT_VERSION = 1     # PRAGMA user_version of the file layout below
+WAL_PAGES = 256                 # PRAGMA wal_autocheckpoint: pages (4 KiB) in the WAL before it is folded back (1 MiB)
+WAL_LIMIT = 1 << 20             # PRAGMA journal_size_limit: bytes the WAL file keeps after a checkpoint
 
 
 class QueueError(RuntimeError):
-    """The queue file cannot be used: unwritable, corrupt, or in use by another process."""
+    """The queue file cannot be used: unwritable, in use by another process, or a newer format."""
+
+
+class _NewerFormat(Exception):
+    """The file is a queue of a newer fer-edge: not damaged, not to be moved aside."""
 
 
 @dataclass(frozen=True)
@@ -83,15 +96,83 @@ class EventQueue:
         self._lock = threading.Lock()
         self._log_full = LogEvery(log, log_interval_s)
         self._log_store = LogEvery(log, log_interval_s, logging.ERROR)
+        self._db: sqlite3.Connection | None = None
         self._lockfile = self._take_lock()
+        self.mark = SeqMark(self.path)
+        self.recovery: Recovery | None = None     # what the start found wrong with the file, None when nothing
+        try:
+            try:
+                counter = self._open_existing()
+            except _NewerFormat as exc:
+                raise QueueError(f"queue.path {self.path}: {exc}; use the fer-edge version that wrote it "
+                                 f"or set queue.path to a new file") from None
+            except sqlite3.DatabaseError as exc:
+                counter = self._replace_damaged(exc)
+            self.last_seq = max(counter, self.mark.found.floor() if self.mark.found else 0)
+            if self.recovery is None:
+                self.recovery = came_back_shorter(self.path, counter, self.depth, self.last_seq, self.mark.found)
+            self.mark.reserve(self.last_seq + 1, self.last_seq, self.depth)
+        except (sqlite3.Error, OSError) as exc:
+            self._close_db()
+            self.mark.release()
+            self._release_lock()
+            raise QueueError(f"queue.path {self.path}: not a usable fer-edge queue "
+                             f"({getattr(exc, 'strerror', None) or exc}); "
+                             f"move the file away or set queue.path to a new file") from None
+        except QueueError:
+            self._close_db()
+            self.mark.release()
+            self._release_lock()
+            raise
+
+    def _open_existing(self) -> int:
+        """Open the file and read its state; return its seq counter.
+
+        The ``-shm`` index is derived from the WAL and may describe frames the WAL no longer holds
+        (an emptied or replaced ``-wal``): SQLite then reports a disk I/O error. The process lock is
+        ours, so no other fer-edge has the file open: the stale index is removed and the file opened
+        once more before it is called damaged.
+        """
+        shm = self.path.with_name(self.path.name + "-shm")
         try:
             self._db = self._open()
-            self.last_seq = int(self._db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0])
-            self.depth = int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-        except sqlite3.Error as exc:
-            self._release_lock()
-            raise QueueError(f"queue.path {self.path}: not a usable fer-edge queue ({exc}); "
-                             f"move the file away or set queue.path to a new file") from None
+            counter, self.depth = self._read_state()
+            return counter
+        except sqlite3.OperationalError:
+            if not shm.exists():
+                raise
+        self._close_db()
+        shm.unlink()
+        self._db = self._open()
+        counter, self.depth = self._read_state()
+        return counter
+
+    def _close_db(self) -> None:
+        if self._db is not None:
+            self._db.close()            # sqlite3's close() does not raise for a damaged file
+            self._db = None
+
+    def _read_state(self) -> tuple[int, int]:
+        """The file's seq counter and number of events; a damaged b-tree raises sqlite3.DatabaseError here."""
+        counter = int(self._db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0])
+        depth = int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        return counter, depth
+
+    def _replace_damaged(self, exc: sqlite3.DatabaseError) -> int:
+        """Move the damaged file aside, salvage its events into a fresh queue; return the seq counter to go on from."""
+        self._close_db()
+        floor = self.mark.found.floor() if self.mark.found else 0
+        aside, found = move_aside_and_salvage(self.path)
+        self._db = self._open()
+        rows = [(seq, *found.events[seq]) for seq in sorted(found.events)][-self.max_events:]
+        counter = max(found.max_seq, floor)
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.executemany("INSERT INTO events(seq, id, payload, created) VALUES (?, ?, ?, ?)", rows)
+        self._db.execute("UPDATE meta SET value=? WHERE key='seq'", (counter,))
+        self._db.execute("COMMIT")
+        self.depth = len(rows)
+        self.recovery = damaged(self.path, exc, aside, len(rows), self.mark.found, counter + 1)
+        return counter
 
     @property
     def held(self) -> int:
@@ -127,11 +208,16 @@ class EventQueue:
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        self._db = db               # closed by the caller when what follows fails
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")    # WAL+NORMAL: durable against process crashes, fast commits
+        # Fold the WAL back every WAL_PAGES pages (SQLite's default, 1000 pages, lets it reach 4 MB, which a
+        # small file size limit or a nearly full disk cannot take) and truncate it to WAL_LIMIT after that.
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+        db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, _FORMAT_VERSION):
-            raise sqlite3.DatabaseError(f"queue format {version}, this fer-edge reads {_FORMAT_VERSION}")
+            raise _NewerFormat(f"queue format {version}, this fer-edge reads {_FORMAT_VERSION}")
         db.executescript(f"""
             BEGIN;
             CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL,
@@ -150,6 +236,7 @@ class EventQueue:
         stamped: list[Event] = []
         now = time.time()
         with self._lock:
+            backlog = bool(self._held)    # a store failed: retry() tries again, each event costs the same
             seq = self.last_seq
             for ev in events:
                 seq += 1
@@ -159,6 +246,10 @@ class EventQueue:
             if not stamped:
                 return stamped
             self.last_seq = seq     # even if the file refuses them: what is lost later shows as a gap
+            self.mark.reserve(seq, self.last_seq, self.depth)
+            if backlog:
+                self._trim_held()
+                return stamped
             excess = self._store()
         if excess > 0:
             self._log_full("event queue full (%d events, queue.max_events): dropped the oldest; %d dropped since start",
@@ -193,18 +284,31 @@ class EventQueue:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
-            overflow = len(self._held) - self.max_held
-            for _ in range(max(0, overflow)):
-                self._held.popleft()            # the oldest go first, as in the file
-            self.lost += max(0, overflow)
+            self._trim_held()
             self._failed(exc, "store events")
+            self._checkpoint()
             return 0
         self._held.clear()
         self._unremoved.clear()
         self.depth += len(rows) - max(0, excess)
         self.dropped += max(0, excess)
+        self.mark.committed(self.last_seq, self.depth)
         self._recovered(len(rows))
         return excess
+
+    def _trim_held(self) -> None:
+        """Push the oldest held events out beyond queue.max_held: lost, counted, a seq gap."""
+        overflow = len(self._held) - self.max_held
+        for _ in range(max(0, overflow)):
+            self._held.popleft()            # the oldest go first, as in the file
+        self.lost += max(0, overflow)
+
+    def _checkpoint(self) -> None:
+        """After a failed write: fold the WAL back and truncate it, which may give the next attempt room."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
 
     def _rollback(self) -> None:
         try:
@@ -258,6 +362,7 @@ class EventQueue:
             removed = cur.rowcount - len(self._unremoved)
             self.depth = max(0, self.depth - max(0, removed))
             self._unremoved.clear()
+            self.mark.committed(self.last_seq, self.depth)
             return max(0, removed)
 
     def oldest_age_s(self) -> float | None:
@@ -289,4 +394,5 @@ class EventQueue:
                     pass
                 self._db.close()
                 self._db = None
+                self.mark.close(self.last_seq, self.depth)
             self._release_lock()
