@@ -1,0 +1,52 @@
+"""One service per state directory: the second one on a host refuses to start, saying which holds it.
+
+The state directory (systemd's ``StateDirectory=``, else ``$XDG_STATE_HOME/fer-edge``) holds the event
+queue, the remote config layers, the replay record and downloaded models; two services writing
+there would mix them. The first service holds an exclusive lock on ``service.lock`` in it (released
+when the process ends, however it ends) and writes its device id and pid there for the message.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import IO
+
+from edge.publish.queue import default_queue_path
+
+LOCK_NAME = "service.lock"
+
+
+class StateDirectoryBusy(RuntimeError):
+    """Another running service holds the state directory."""
+
+
+def state_directory() -> Path:
+    """This service's state directory (where the default queue file lives)."""
+    return default_queue_path().parent
+
+
+def hold_state_directory(device_id: str, directory: Path | None = None) -> IO[str]:
+    """Lock ``directory`` (default: :func:`state_directory`) for this process; keep the returned file open.
+
+    StateDirectoryBusy (one line: who holds it, what to do) when another service has it.
+    """
+    directory = state_directory() if directory is None else directory
+    directory.mkdir(parents=True, exist_ok=True)
+    fh = open(directory / LOCK_NAME, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise StateDirectoryBusy(
+            f"state directory {directory} is in use by another fer-edge service ({holder}): two services would "
+            f"mix their event queues and remote config. Give this one its own: under systemd a second unit "
+            f"with StateDirectory=fer-edge-{device_id} (docs/deploy.md), else STATE_DIRECTORY=/path/of/its/own"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"device {device_id}, pid {os.getpid()}\n")
+    fh.flush()
+    return fh
