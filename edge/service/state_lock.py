@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import IO
 
 from edge.publish.queue import default_queue_path
+from edge.service.parts import ApplyError
 
 LOCK_NAME = "service.lock"
 
 
-class StateDirectoryBusy(RuntimeError):
-    """Another running service holds the state directory."""
+class StateDirectoryBusy(ApplyError):
+    """Another running service holds the state directory (the service stops with exit code 3)."""
 
 
 def state_directory() -> Path:
@@ -29,11 +30,16 @@ def state_directory() -> Path:
 def hold_state_directory(device_id: str, directory: Path | None = None) -> IO[str]:
     """Lock ``directory`` (default: :func:`state_directory`) for this process; keep the returned file open.
 
-    StateDirectoryBusy (one line: who holds it, what to do) when another service has it.
+    StateDirectoryBusy (one line: who holds it, what to do) when another service has it; ApplyError when
+    the directory cannot be written.
     """
     directory = state_directory() if directory is None else directory
-    directory.mkdir(parents=True, exist_ok=True)
-    fh = open(directory / LOCK_NAME, "a+")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fh = open(directory / LOCK_NAME, "a+")
+    except OSError as exc:
+        raise ApplyError(f"state directory {directory}: cannot write there ({exc.strerror}); give the service a "
+                         "writable one (systemd: StateDirectory=, else STATE_DIRECTORY=)") from None
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

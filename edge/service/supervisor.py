@@ -30,7 +30,6 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import IO
 
 from edge.config import AppConfig, ConfigError, LoadedConfig, load_file
 from edge.fleet import agent as fleet_agent
@@ -48,7 +47,7 @@ from edge.security import security_warnings
 from edge.service.changes import (RemoteChanges, RollbackFailed, TooLarge, config_state, open_remote_changes,
                                   put_in_place)
 from edge.service.remote_config import ConfigInbox, load_with_fallback
-from edge.service.state_lock import StateDirectoryBusy, hold_state_directory
+from edge.service.state_lock import hold_state_directory
 from edge.service.worker import PipelineThread
 from edge.sources import Source
 from edge.types import Frame
@@ -82,7 +81,6 @@ class Service:
         self._frames = 0                        # frames processed (all time)
         self._faces_in_view = 0
         self._startup_error: str | None = None  # e.g. "config.yaml invalid; running config.yaml.1"
-        self._state_lock: IO[str] | None = None  # held while running: one service per state directory
 
     @property
     def cfg(self) -> AppConfig:
@@ -96,10 +94,7 @@ class Service:
         """
         self.notifier.status("starting")
         self.base, self._startup_error = load_with_fallback(self.path)
-        try:        # before anything in the state directory is read or written
-            self._state_lock = hold_state_directory(self.base.config.device.id)
-        except (StateDirectoryBusy, OSError) as exc:
-            raise ApplyError(str(exc)) from None
+        self._state_lock = hold_state_directory(self.base.config.device.id)    # one service per state directory
         self.changes, problem = open_remote_changes(self, self.path, self.base.config.device.id)
         self.loaded = self.changes.fleet.running(self.base)
         self._startup_error = self.changes.recover() or problem or self._startup_error
