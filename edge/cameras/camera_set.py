@@ -54,11 +54,16 @@ class CameraSet:
         """The cameras for log lines (stream passwords hidden)."""
         return f"{len(self.feeds)} cameras: " + ", ".join(f"{f.name} {f.source.describe()}" for f in self.feeds)
 
-    def __iter__(self) -> Iterator[FrameBatch]:
+    def start(self) -> "CameraSet":
+        """Start the cameras' reader threads (iteration does it when not done yet); returns self."""
         if not self._started:
             self._started = True
             for feed in self.feeds:
                 feed.start()
+        return self
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        self.start()
         while True:
             with self._cond:
                 while not self._closed and not any(f.ready() for f in self.feeds) \
