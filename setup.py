@@ -20,8 +20,8 @@ setup(
     packages=find_packages(include=["edge", "edge.*"]),
     package_data={"edge": ["schemas/*.json", "sources/demo_data/*", "model/*.tflite", "model/*.json",
                            # the dashboard's page: plain HTML/JS/CSS, served from the installed package
-                           "dashboard/static/*.html", "dashboard/static/*.js", "dashboard/static/*.css",
-                           "dashboard/static/*.svg"]},
+                           "ops/dashboard/static/*.html", "ops/dashboard/static/*.js", "ops/dashboard/static/*.css",
+                           "ops/dashboard/static/*.svg"]},
     install_requires=[
         "numpy>=1.23",
         "opencv-python-headless>=4.8,<5",   # OpenCV 5 dropped the Haar cascades

@@ -4,7 +4,7 @@
 
 Each device is the real publishing half of ``fer-edge run`` (bench/devices.py, shared with the
 dashboard benchmark): MqttSink with its own paho client, sender thread and SQLite queue, plus the
-fleet config code (edge/fleet/device.py: signature, serial, layers, validation) answering a group
+fleet config code (edge/control/messages.py: signature, serial, layers, validation) answering a group
 config push on the retained ``config/state``. No camera pipeline. A step N:F is N devices whose
 cameras see F new faces per minute (6: bench/devices.py's busy shop entrance at the config's
 default summary and stats intervals; each face gives face_appeared, emotion changes, face_left):
@@ -49,12 +49,12 @@ from bench.broker import Broker  # noqa: E402
 from devices import Rates, SimDevice, SimFleet  # noqa: E402
 from edge.config import ConfigError, Document, validate_document  # noqa: E402
 from edge.config.mqtt import MqttConfig  # noqa: E402
-from edge.fleet.device import Duplicate, FleetConfig, state_payload  # noqa: E402
-from edge.fleet.layers import LayerStore  # noqa: E402
-from edge.fleet.operator import Broker as FleetBroker, Connection, Fleet  # noqa: E402
-from edge.fleet.push import send_and_wait, sign_body  # noqa: E402
+from edge.control.messages import Duplicate, FleetConfig, state_payload  # noqa: E402
+from edge.control.layers import LayerStore  # noqa: E402
+from edge.ops.fleet.operator import Broker as FleetBroker, Connection, Fleet  # noqa: E402
+from edge.ops.fleet.push import send_and_wait, sign_body  # noqa: E402
 from edge.formatting import one_line  # noqa: E402
-from edge.signing import ReplayGuard  # noqa: E402
+from edge.control.signing import ReplayGuard  # noqa: E402
 
 SECRET = "bench-fleet-secret"
 PREFIX = "fer-edge"

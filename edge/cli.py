@@ -21,8 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("edge.commands.eval", "measure an emotion model on the FER+ test split (from a checkout)"),
     "eval-faces": ("edge.commands.eval_faces", "measure the whole pipeline on labelled full photographs"),
     "config": ("edge.commands.config", "validate a config file or print its JSON Schema"),
-    "dashboard": ("edge.dashboard.command", "serve the live web dashboard of every device under the MQTT prefix"),
-    "fleet": ("edge.fleet.command", "list devices, push config or models to a device or group, roll back, follow events"),
+    "dashboard": ("edge.ops.dashboard.command", "serve the live web dashboard of every device under the MQTT prefix"),
+    "fleet": ("edge.ops.fleet.command", "list devices, push config or models to a device or group, roll back, follow events"),
 }
 
 

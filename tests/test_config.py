@@ -178,7 +178,7 @@ def test_cli_schema_is_json():
 
 def test_importing_the_config_stays_light():
     # `fer-edge config validate` must be quick on a Pi: no OpenCV, no interpreter, no TensorFlow.
-    code = ("import sys, edge.config, edge.commands.config, edge.service.remote_config; "
+    code = ("import sys, edge.config, edge.commands.config, edge.control.storage; "
             "print(sorted(m for m in ('cv2', 'ai_edge_litert', 'tflite_runtime', 'tensorflow') "
             "if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from edge.config import ConfigError, load_file, load_text
-from edge.service.remote_config import backup_path, merge_patch, message_mode, refuse_lockout, write_config
+from edge.control.patch import merge_patch, message_mode, refuse_lockout
+from edge.control.storage import backup_path, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "s3cret"
@@ -29,7 +30,7 @@ def _big_config(tag: str) -> str:
 
 WRITER = """
 import sys
-from edge.service.remote_config import write_config
+from edge.control.storage import write_config
 path, a, b = sys.argv[1], open(sys.argv[2]).read(), open(sys.argv[3]).read()
 i = 0
 while True:

@@ -22,8 +22,8 @@ from conftest_dashboard import DashboardProcess, get  # noqa: E402
 from bench.broker import Broker, mosquitto_available  # noqa: E402
 from bench.postgres import PostgresServer, postgres_problem  # noqa: E402
 
-from edge.dashboard import history  # noqa: E402
-from edge.dashboard.store import DAY, HOUR, Store  # noqa: E402
+from edge.ops.dashboard import history  # noqa: E402
+from edge.ops.dashboard.store import DAY, HOUR, Store  # noqa: E402
 
 NOW = 1_796_044_200.0          # a fixed "now" for the unit tests (2026-11-29 13:10 UTC)
 

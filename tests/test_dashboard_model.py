@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from edge.dashboard.model import BoundedSet, Fleet, Limits  # noqa: E402
+from edge.ops.dashboard.model import BoundedSet, Fleet, Limits  # noqa: E402
 
 NOW = 1_764_583_200.0
 

@@ -18,7 +18,7 @@ from conftest import REPO  # noqa: E402
 from conftest_dashboard import DashboardProcess, Stream, get  # noqa: E402
 from bench.broker import Broker, mosquitto_available  # noqa: E402
 
-from edge.dashboard.server import Subscriber  # noqa: E402
+from edge.ops.dashboard.server import Subscriber  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed (apt install mosquitto)")
 

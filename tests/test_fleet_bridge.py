@@ -160,7 +160,7 @@ def test_bridge_outage_of_10_s_loses_nothing(tmp_path):
             assert during > 50, "too few events were published during the cut to show anything"
             assert "central" in site.log_text()                 # the bridge really went down and came back
 
-            out = subprocess.run([sys.executable, "-m", "edge.fleet.command", "--port", str(central.port),
+            out = subprocess.run([sys.executable, "-m", "edge.ops.fleet.command", "--port", str(central.port),
                                   "--prefix", PREFIX, "list", "--json"], cwd=REPO, capture_output=True,
                                  text=True, timeout=30)
             assert out.returncode == 0, out.stderr

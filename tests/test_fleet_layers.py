@@ -6,9 +6,9 @@ import itertools
 import pytest
 
 from edge.config import ConfigError, Document, RemoteConfigConfig, validate_document
-from edge.fleet.device import Duplicate, FleetConfig
-from edge.fleet.layers import LayerState, LayerStore, effective
-from edge.signing import ReplayGuard, sign_message
+from edge.control.messages import Duplicate, FleetConfig
+from edge.control.layers import LayerState, LayerStore, effective
+from edge.control.signing import ReplayGuard, sign_message
 
 SECRET = "layer-test-secret"
 ENV = {"FER_EDGE_CONFIG_SECRET": SECRET}

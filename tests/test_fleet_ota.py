@@ -1,6 +1,6 @@
 """Model updates over the air against a real mosquitto: `fer-edge fleet push-model` -> chunks -> self-test -> commit/roll back.
 
-The device side is edge.fleet.ota.ModelUpdater on a real MqttSink (retained model/state, the
+The device side is edge.control.ota.ModelUpdater on a real MqttSink (retained model/state, the
 manifest topics), with the service's part played by a small host: it keeps the running ModelConfig,
 switches it when the updater's tick() hands over a model that passed (as the service's main loop
 does), and classifies with whatever runs. The operator side is the real command in its own process.
@@ -28,13 +28,13 @@ from edge.config import RemoteConfigConfig  # noqa: E402
 from edge.config.model import SHIPPED_MODEL, ModelConfig  # noqa: E402
 from edge.config.mqtt import MqttConfig  # noqa: E402
 from edge.events import load_schema  # noqa: E402
-from edge.fleet.device import state_payload  # noqa: E402
-from edge.fleet.ota import ModelUpdater  # noqa: E402
-from edge.fleet.selftest import Faces  # noqa: E402
+from edge.control.messages import state_payload  # noqa: E402
+from edge.control.ota import ModelUpdater  # noqa: E402
+from edge.control.selftest import Faces  # noqa: E402
 from edge.interpreter import open_interpreter  # noqa: E402
 from edge.publish.mqtt import MqttSink  # noqa: E402
 from edge.publish.queue import EventQueue  # noqa: E402
-from edge.signing import ReplayGuard  # noqa: E402
+from edge.control.signing import ReplayGuard  # noqa: E402
 
 pytestmark = [pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto"),
               pytest.mark.slow]
@@ -158,7 +158,7 @@ def push_model(broker: Broker, model: Path, *extra: str, secret: str | None = SE
     env.pop("FER_EDGE_CONFIG_SECRET", None)
     if secret:
         env["FER_EDGE_CONFIG_SECRET"] = secret
-    return subprocess.run([sys.executable, "-m", "edge.fleet.command", "--port", str(broker.port), "push-model",
+    return subprocess.run([sys.executable, "-m", "edge.ops.fleet.command", "--port", str(broker.port), "push-model",
                            str(model), "--device", DEVICE, "--timeout", "60", *extra],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 

@@ -133,7 +133,7 @@ def test_push_to_one_device_and_rollback_restore_the_previous_version(rig, tmp_p
 
 def test_a_group_and_a_device_change_sent_at_once_both_hold_and_the_device_wins(rig, tmp_path):
     from edge.config import document_version, load_file
-    from edge.fleet.layers import effective
+    from edge.control.layers import effective
 
     group_patch = _patch(tmp_path, "schedule:\n  detect_every: 5\ntracking:\n  ema_half_life_s: 0.65\n")
     device_patch = tmp_path / "device.yaml"

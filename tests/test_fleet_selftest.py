@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.fleet.selftest import Faces, Result, SelfTestError
+from edge.control.selftest import Faces, Result, SelfTestError
 
 
 def test_passes_with_enough_agreement_and_a_latency_within_the_ratio():

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from bench.broker import Broker, mosquitto_available
-from edge.fleet.operator import Broker as FleetBroker
-from edge.fleet.operator import Connection, Fleet
+from edge.ops.fleet.operator import Broker as FleetBroker
+from edge.ops.fleet.operator import Connection, Fleet
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto")
 

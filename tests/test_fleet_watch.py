@@ -1,7 +1,7 @@
 """`fer-edge fleet events` prints each event once: the de-duplication by id (bounded memory)."""
 from __future__ import annotations
 
-from edge.fleet.watch import Deduplicator
+from edge.ops.fleet.watch import Deduplicator
 
 
 def test_an_id_is_printed_once_and_duplicates_are_counted():

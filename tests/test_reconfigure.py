@@ -1,11 +1,11 @@
-"""A config change, planned and carried out without a running service (edge/service/reconfigure.py)."""
+"""A config change, planned and carried out without a running service (edge/control/reconfigure.py)."""
 from __future__ import annotations
 
 import pytest
 
 from edge.config import AppConfig, load_text
-from edge.service.parts import ApplyError
-from edge.service.reconfigure import PersistError, apply_change, execute, plan_change
+from edge.control.runtime import ApplyError
+from edge.control.reconfigure import PersistError, apply_change, execute, plan_change
 
 
 def cfg(text: str = "") -> AppConfig:
@@ -32,7 +32,7 @@ class FakeParts:
 
 
 class Recorder:
-    """Stands in for the service: records what execute() asks of it (reconfigure.Reconfigurable)."""
+    """Stands in for the service: records what execute() asks of it (edge.control.runtime.Runtime)."""
 
     def __init__(self, fail: str | None = None) -> None:
         self.parts, self.calls, self.fail = FakeParts(), [], fail
@@ -45,16 +45,21 @@ class Recorder:
     def release_preview(self) -> None:
         self._call("release_preview")
 
-    def build_parts(self, cfg, reuse_analyzer):
+    def build_parts(self, cfg, new_analyzer):
         self._call("build_parts")
-        self.built = FakeParts(reuse_analyzer)
+        self.built = FakeParts(None if new_analyzer else self.parts.analyzer)
         return self.built
+
+    def discard_parts(self, parts) -> None:
+        parts.source.close()
+        if parts.analyzer is not self.parts.analyzer:
+            parts.analyzer.close()
 
     def reopen_sink(self, new, old) -> None:
         self._call("reopen_sink")
 
-    def subscribe(self, cfg) -> None:
-        self._call("subscribe")
+    def listen(self, cfg) -> None:
+        self._call("listen")
 
     def swap_parts(self, parts) -> None:
         self._call("swap_parts")

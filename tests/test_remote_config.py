@@ -3,7 +3,7 @@
 One service (signatures required) runs for the whole module; each test sends messages and reads
 the retained config/state answers. Before every test the device's remote layer is reset (a signed
 ``# mode: replace`` of an empty layer), so no test depends on another's. The local file is never
-written: remote changes live in the state directory (edge/fleet/layers.py). After every rejection
+written: remote changes live in the state directory (edge/control/layers.py). After every rejection
 the service must still run the previous version.
 
 Probation, replays, camera ids and security defaults: tests/test_remote_hardening.py.
@@ -26,7 +26,7 @@ from bench.broker import Broker, mosquitto_available  # noqa: E402
 
 from edge.config import load_file  # noqa: E402
 from edge.events import load_schema  # noqa: E402
-from edge.signing import device_target, new_serial, sign_message  # noqa: E402
+from edge.control.signing import device_target, new_serial, sign_message  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto")
 SECRET = "test-secret-0123456789"

@@ -30,7 +30,7 @@ from bench.broker import Broker, free_port, mosquitto_available  # noqa: E402
 
 from edge.config import load_file  # noqa: E402
 from edge.events import load_schema  # noqa: E402
-from edge.signing import device_target, sign_message  # noqa: E402
+from edge.control.signing import device_target, sign_message  # noqa: E402
 
 needs_mosquitto = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto")
 SECRET = "hardening-secret-0123456789"
@@ -269,7 +269,7 @@ def test_config_sign_prints_a_replay_safe_message(tmp_path):
     run = [sys.executable, "-m", "edge.cli", "config", "sign", str(patch), "--device", DEVICE]
     out = [subprocess.run(run, env=env, capture_output=True, timeout=60) for _ in range(2)]
     assert all(r.returncode == 0 for r in out), out[0].stderr
-    from edge.signing import verify_message
+    from edge.control.signing import verify_message
     a, b = (verify_message(r.stdout, SECRET.encode(), device_target(DEVICE)) for r in out)
     assert b.serial > a.serial > 1_700_000_000_000            # time in ms by default, growing
     explicit = subprocess.run(run + ["--serial", "42", "--signer", "ops"], env=env, capture_output=True, timeout=60)

@@ -1,4 +1,4 @@
-"""Security defaults (edge/security.py) and the probation verdict (edge/service/probation.py), without a service.
+"""Security defaults (edge/security.py) and the probation verdict (edge/control/probation.py), without a service.
 
 The service-level checks (over a real broker) are in tests/test_remote_hardening.py.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from edge.config import load_text
-from edge.service.probation import PASSED, WAITING, Needs, Probation, failure_text, needs_for
+from edge.control.probation import PASSED, WAITING, Needs, Probation, failure_text, needs_for
 from edge.security import image_keys_turned_on, is_loopback, max_packet_bytes, security_warnings
 
 

@@ -13,7 +13,7 @@ from conftest_service import ServiceProcess, write_config  # noqa: E402
 from bench.broker import free_port  # noqa: E402
 
 from edge.config import load_file  # noqa: E402
-from edge.service.remote_config import backup_path  # noqa: E402
+from edge.control.storage import backup_path  # noqa: E402
 
 
 def _config(tmp_path: Path, **extra) -> dict:

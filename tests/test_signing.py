@@ -1,4 +1,4 @@
-"""Replay-safe signing (edge/signing.py): header, target binding, serials per signer and target, the JSON record.
+"""Replay-safe signing (edge/control/signing.py): header, target binding, serials per signer and target, the JSON record.
 
 The service-level checks (the same message sent twice over a real broker is applied once, an old
 one is rejected) are in tests/test_remote_hardening.py.
@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from edge.signing import (ReplayError, ReplayGuard, SignatureError, device_target, group_target, has_signature,
+from edge.control.signing import (ReplayError, ReplayGuard, SignatureError, device_target, group_target, has_signature,
                           new_serial, sign_message, verify_message)
 
 KEY = b"test-secret-0123456789"

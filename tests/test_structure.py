@@ -5,6 +5,8 @@
 - no function-level imports of the project's own modules in edge/ (they would only hide a cycle;
   lazy imports of heavy optional libraries - cv2, picamera2, tensorflow - stay);
 - the config package imports no runtime code;
+- the layers of docs/structure.md: no module imports from a layer above its own; the operator's
+  tools (edge/ops/) import only the shared contracts; nothing in edge/ imports models/, bench/ or tests/;
 - no module in edge/ over 400 lines;
 - no config parameter typed ``Any`` in edge/;
 - one of each: compact JSON and one-line errors (edge/formatting.py), exit codes (edge/exitcodes.py),
@@ -129,6 +131,77 @@ def test_config_package_imports_no_runtime_code():
     found = [f"{name} imports {target}" for name in MODULES if name == "edge.config" or name.startswith("edge.config.")
              for target in GRAPH[name] if not target.startswith(allowed) and target != "edge"]
     assert not found, "\n".join(found)
+
+
+#: The layers of edge/, highest first (docs/structure.md): a module imports from its own layer or lower ones.
+LAYERS = (
+    ("entry", ("edge.cli", "edge.commands")),
+    ("service", ("edge.service",)),
+    ("control", ("edge.control",)),
+    ("runtime", ()),                          # every module of edge/ not named in another layer
+    ("config", ("edge.config",)),
+    ("base", ("edge.formatting", "edge.exitcodes")),
+)
+#: What the operator's tools (edge/ops/, beside the service, never below or above it) may import.
+OPERATOR_CONTRACTS = ("edge.ops", "edge.config", "edge.control.signing", "edge.publish.topics",
+                      "edge.publish.payloads", "edge.publish.mqtt_client", "edge.publish.ratelimit",
+                      "edge.state_dir", "edge.formatting", "edge.exitcodes")
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _layer(name: str) -> int:
+    """The index of ``name``'s layer in LAYERS (0: highest); the package ``edge`` itself is base."""
+    if name == "edge":
+        return len(LAYERS) - 1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        if _under(name, prefixes):
+            return i
+    return [n for n, _ in LAYERS].index("runtime")
+
+
+def _upward_imports() -> list[str]:
+    found = []
+    for name in MODULES:
+        if not name.startswith("edge") or _under(name, ("edge.ops",)):
+            continue
+        for target in sorted(GRAPH[name]):
+            if not target.startswith("edge"):
+                continue
+            if _under(target, ("edge.ops",)) and not _under(name, ("edge.cli", "edge.commands")):
+                found.append(f"{name} imports {target} (the operator's tools)")
+            elif _layer(target) < _layer(name) and target not in _parents(name):
+                found.append(f"{name} ({LAYERS[_layer(name)][0]}) imports {target} ({LAYERS[_layer(target)][0]})")
+    return found
+
+
+def test_no_import_from_a_lower_layer_to_a_higher_one():
+    found = _upward_imports()
+    assert not found, "imports up the layers of docs/structure.md:\n" + "\n".join(found)
+
+
+def test_the_layer_check_finds_an_upward_import():
+    GRAPH["edge.control.plane"].add("edge.service.supervisor")
+    try:
+        assert any("edge.control.plane (control) imports edge.service.supervisor" in f for f in _upward_imports())
+    finally:
+        GRAPH["edge.control.plane"].discard("edge.service.supervisor")
+
+
+def test_operator_tools_import_only_the_shared_contracts():
+    found = [f"{name} imports {target}" for name in MODULES if _under(name, ("edge.ops",))
+             for target in sorted(GRAPH[name]) if target != "edge" and not _under(target, OPERATOR_CONTRACTS)]
+    assert not found, "edge/ops/ imports more than the shared contracts:\n" + "\n".join(found)
+
+
+def test_the_layers_are_written_in_docs():
+    text = (REPO / "docs" / "structure.md").read_text()
+    for name, prefixes in LAYERS:
+        assert f"**{name}**" in text, f"docs/structure.md does not describe the {name} layer"
+    for contract in OPERATOR_CONTRACTS:
+        assert f"`{contract}`" in text, f"docs/structure.md does not list {contract} among the operator's contracts"
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("edge")))

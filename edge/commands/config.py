@@ -19,7 +19,7 @@ from pydantic.fields import FieldInfo
 from edge.config import AppConfig, ConfigError, json_schema, load_file, section_models
 from edge.exitcodes import EXIT_OK, EXIT_USAGE
 from edge.security import security_warnings
-from edge.signing import DEFAULT_SIGNER, SignatureError, device_target, group_target, sign_message
+from edge.control.signing import DEFAULT_SIGNER, SignatureError, device_target, group_target, sign_message
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]    # the folder holding the edge package
 
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    """Print a replay-safe signed message (edge.signing) for one device or group."""
+    """Print a replay-safe signed message (edge.control.signing) for one device or group."""
     if not (args.device or args.group):
         print("fer-edge config sign: say who it is for: --device ID or --group G (a device accepts a signed "
               "message only on the topic it names)", file=sys.stderr)

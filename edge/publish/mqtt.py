@@ -49,6 +49,8 @@ SIDE_QOS = 0
 class MqttSink:
     """Durable, ordered MQTT publication of events, plus status, stats, per-camera state and discovery."""
 
+    remote = True                     # messages can arrive (config/set, model/set): see EventSink
+
     def __init__(self, device: str, cfg: MqttConfig, queue: EventQueue, events: EventsConfig | None = None,
                  homeassistant: HomeAssistantConfig | None = None, cameras: Iterable[str] = (),
                  instance: str | None = None) -> None:

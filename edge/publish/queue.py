@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -41,6 +40,7 @@ from edge.events import Event, new_event_id
 from edge.publish.ratelimit import LogEvery
 from edge.publish.recovery import Recovery, came_back_shorter, damaged, move_aside_and_salvage
 from edge.publish.seqmark import SeqMark
+from edge.state_dir import state_dir
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,7 @@ class QueuedEvent:
 
 def default_queue_path() -> Path:
     """Where the queue lives when `queue.path` is empty (systemd's StateDirectory, else XDG state)."""
-    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    if state:
-        return Path(state) / "queue.db"
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "fer-edge" / "queue.db"
+    return state_dir() / "queue.db"
 
 
 class EventQueue:

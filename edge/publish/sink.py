@@ -28,13 +28,23 @@ log = logging.getLogger(__name__)
 
 
 class EventSink(Protocol):
-    """What the service publishes through."""
+    """What the service and its control plane publish through, and receive messages from.
 
+    ``remote``: messages can arrive (a broker is configured); ``connected`` and ``last_error``: the
+    link to it. Nothing outside edge/publish/ looks at which sink it is.
+    """
+
+    remote: bool
+    last_error: str | None
+
+    @property
+    def connected(self) -> bool: ...
     def publish(self, event: Event) -> None: ...
     def publish_all(self, events: Iterable[Event]) -> None: ...
     def publish_stats(self, stats: dict[str, Any]) -> dict[str, Any]: ...
     def publish_retained(self, subtopic: str, payload: dict[str, Any] | str | bytes) -> None: ...
     def subscribe(self, subtopic: str, callback: Callable[[bytes], None]) -> None: ...
+    def subscribe_topic(self, topic: str, callback: Callable[[bytes], None]) -> None: ...
     def problem(self) -> str | None: ...
     def close(self, timeout: float = 5.0, status: str | None = "stopped") -> None: ...
 
@@ -44,6 +54,10 @@ class StdoutSink:
 
     Sequence numbers start at 1 per run: without a queue file there is nothing durable to continue.
     """
+
+    remote = False                    # nothing arrives without a broker
+    connected = False
+    last_error: str | None = None
 
     def __init__(self, device: str, events: EventsConfig | None = None, stream: TextIO | None = None) -> None:
         self.device = device
@@ -75,6 +89,9 @@ class StdoutSink:
         log.info("%s %s", subtopic, payload if not isinstance(payload, dict) else json.dumps(payload))
 
     def subscribe(self, subtopic: str, callback: Callable[[bytes], None]) -> None:
+        """Nothing arrives without a broker."""
+
+    def subscribe_topic(self, topic: str, callback: Callable[[bytes], None]) -> None:
         """Nothing arrives without a broker."""
 
     def problem(self) -> str | None:

@@ -1,7 +1,7 @@
 """What the pipeline thread runs with (:class:`Parts`) and the event sink: building and closing them.
 
 Everything is built from a config before anything running is touched, so a missing model or a
-taken port becomes one :class:`ApplyError` line and the previous parts keep running.
+taken port becomes one :class:`~edge.control.runtime.ApplyError` line and the previous parts keep running.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from edge.cameras import CameraSet, MultiProcessor
 from edge.config import AppConfig
+from edge.control.runtime import ApplyError
 from edge.face_analyzer import FaceAnalyzer
 from edge.frame_processor import FrameProcessor
 from edge.interpreter import ModelError
@@ -17,10 +18,6 @@ from edge.publish import EventSink, make_sink
 from edge.publish.queue import QueueError
 from edge.sources import Source, missing_file, open_source
 from edge.sources.demo import as_demo
-
-
-class ApplyError(RuntimeError):
-    """A valid config that could not be put in place (model missing, queue file locked...)."""
 
 
 @dataclass

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import IO
 
-from edge.publish.queue import default_queue_path
-from edge.service.parts import ApplyError
+from edge.control.runtime import ApplyError
+from edge.state_dir import state_dir
 
 LOCK_NAME = "service.lock"
 
@@ -22,18 +22,13 @@ class StateDirectoryBusy(ApplyError):
     """Another running service holds the state directory (the service stops with exit code 3)."""
 
 
-def state_directory() -> Path:
-    """This service's state directory (where the default queue file lives)."""
-    return default_queue_path().parent
-
-
 def hold_state_directory(device_id: str, directory: Path | None = None) -> IO[str]:
-    """Lock ``directory`` (default: :func:`state_directory`) for this process; keep the returned file open.
+    """Lock ``directory`` (default: :func:`edge.state_dir.state_dir`) for this process; keep the returned file open.
 
     StateDirectoryBusy (one line: who holds it, what to do) when another service has it; ApplyError when
     the directory cannot be written.
     """
-    directory = state_directory() if directory is None else directory
+    directory = state_dir() if directory is None else directory
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fh = open(directory / LOCK_NAME, "a+")

@@ -13,12 +13,11 @@ neither block shutdown nor fake liveness: the main thread keeps running, sees th
 processed for ``service.watchdog.stall_timeout_s``, and stops the WATCHDOG pings; systemd then
 kills and restarts the service (``WatchdogSec=`` in systemd/fer-edge.service).
 
-Config changes (SIGHUP or ``<prefix>/<device>/config/set``) are applied by section
-(:mod:`edge.service.reconfigure`); remote messages go through :mod:`edge.service.changes`
-(signatures, replays, probation; saved in the state directory, never in the local file). Any
-failure puts the previous config back, running, and the outcome is published, retained, on
-``config/state``. The parts the pipeline thread
-runs with: :mod:`edge.service.parts`; health and stats: :mod:`edge.service.health`.
+Which config runs, and every change to it (SIGHUP, ``<prefix>/<device>/config/set``, model
+updates), is the control plane's business (:mod:`edge.control.plane`): it talks to this service
+through :class:`~edge.control.runtime.Runtime` only (build parts, swap them, reopen the sink,
+reconfigure the processor). The parts the pipeline thread runs with: :mod:`edge.service.parts`;
+health and stats: :mod:`edge.service.health`.
 """
 from __future__ import annotations
 
@@ -26,27 +25,22 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from types import FrameType
 
-from edge.config import AppConfig, ConfigError, LoadedConfig, load_file
-from edge.fleet import agent as fleet_agent
+from edge.config import AppConfig, ConfigError
+from edge.control.plane import ControlPlane, RollbackFailed
+from edge.control.runtime import ApplyError, Progress
 from edge.events import Event
 from edge.exitcodes import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
-from edge.face_analyzer import FaceAnalyzer
-from edge.formatting import one_line
 from edge.frame_processor import FrameResult
 from edge.preview import MjpegServer, annotate
-from edge.publish import EventSink, StdoutSink
+from edge.publish import EventSink
 from edge.service.health import ProgressWatch, collect_stats, status_line
 from edge.service.notify import Notifier, watchdog_interval
-from edge.service.parts import ApplyError, Parts, build_parts, close_parts, open_sink
+from edge.service.parts import Parts, build_parts, close_parts, open_sink
 from edge.security import security_warnings
-from edge.service.changes import (RemoteChanges, RollbackFailed, TooLarge, config_state, open_remote_changes,
-                                  put_in_place)
-from edge.service.remote_config import ConfigInbox, load_with_fallback
 from edge.service.state_lock import hold_state_directory
 from edge.service.worker import PipelineThread
 from edge.sources import Source
@@ -55,19 +49,20 @@ from edge.types import Frame
 log = logging.getLogger("edge.service")
 
 TICK_S = 0.5                  # the main loop's longest sleep (watchdog pings need a finer one)
-MAX_PENDING_MESSAGES = 8      # config messages waiting to be applied; more are rejected as 'busy'
 
 
 class Service:
-    """``fer-edge run``: the main loop. ``run()`` returns the process exit code."""
+    """``fer-edge run``: the main loop. ``run()`` returns the process exit code.
+
+    Threads, signals, the systemd watchdog and stats; the parts and the sink it runs with. It is the
+    :class:`~edge.control.runtime.Runtime` of its control plane (``self.control``).
+    """
 
     def __init__(self, cfg_path: str | Path, notifier: Notifier | None = None, *, demo: bool = False) -> None:
         self.path = Path(cfg_path)
         self.demo = demo                        # --demo: the built-in clip instead of the configured source
         self.notifier = notifier or Notifier()
-        self.loaded: LoadedConfig | None = None
-        self.base: LoadedConfig | None = None   # the local file; self.loaded = it + the remote layers
-        self.changes: RemoteChanges | None = None
+        self.control = ControlPlane(self.path, self, wake=self._wake_up)
         self.parts: Parts | None = None
         self.sink: EventSink | None = None
         self._sink_lock = threading.Lock()      # held while publishing and while the sink is swapped
@@ -75,17 +70,19 @@ class Service:
         self._wake = threading.Event()
         self._stop_requested = False
         self._reload_requested = False
-        self._inbox = ConfigInbox(MAX_PENDING_MESSAGES)
         self._worker: PipelineThread | None = None
-        self.progress = ProgressWatch(time.monotonic())
+        self.watch = ProgressWatch(time.monotonic())
         self._frames = 0                        # frames processed (all time)
         self._faces_in_view = 0
         self._startup_error: str | None = None  # e.g. "config.yaml invalid; running config.yaml.1"
 
     @property
     def cfg(self) -> AppConfig:
-        assert self.loaded is not None
-        return self.loaded.config
+        """The running config."""
+        return self.control.config
+
+    def _wake_up(self) -> None:
+        self._wake.set()
 
     def start(self) -> None:
         """Load the config (falling back to the newest good backup), build the parts, start the pipeline.
@@ -93,43 +90,30 @@ class Service:
         Raises ConfigError when no config file is usable, ApplyError when the parts cannot be built.
         """
         self.notifier.status("starting")
-        self.base, self._startup_error = load_with_fallback(self.path)
-        self._state_lock = hold_state_directory(self.base.config.device.id)    # one service per state directory
-        self.changes, problem = open_remote_changes(self, self.path, self.base.config.device.id)
-        self.loaded = self.changes.fleet.running(self.base)
-        self._startup_error = self.changes.recover() or problem or self._startup_error
+        fallback = self.control.load()
+        self._state_lock = hold_state_directory(self.cfg.device.id)    # one service per state directory
+        self._startup_error = self.control.open() or fallback
         _set_log_level(self.cfg)
         for warning in security_warnings(self.cfg):
             log.warning("security: %s", warning)
-        parts = self.build_parts(self.cfg, None)
+        parts = self.build_parts(self.cfg)
         try:
             self.sink = open_sink(self.cfg)
         except ApplyError:
             close_parts(parts)
             raise
         self.parts = parts
-        self.subscribe(self.cfg)
+        self.listen(self.cfg)
         self._start_worker()
-        self.publish_config_state(self._startup_error, status="startup")
+        self.control.publish_state(self._startup_error, status="startup")
         self.notifier.ready(self._status_line())
+        running = self.control.running
         log.info("running: %s -> %s; config %s (version %s)", parts.source.describe(),
-                 type(self.sink).__name__, self.loaded.source, self.loaded.version[:12])
-
-    def subscribe(self, cfg: AppConfig) -> None:
-        """Take config messages from the sink when ``cfg`` enables remote config (MQTT only)."""
-        rc = cfg.service.remote_config
-        if not rc.enabled or self.sink is None:
-            return
-        sink = self.sink
-        if isinstance(sink, StdoutSink):
-            log.warning("service.remote_config.enabled, but MQTT is not configured (mqtt.host): "
-                        "remote config is off")
-            return
-        fleet_agent.subscribe_fleet(self, sink, cfg)      # config/set of the device and its groups, model/set
+                 type(self.sink).__name__, running.source, running.version[:12])
 
     def _start_worker(self) -> None:
         assert self.parts is not None
-        self.progress.restart(time.monotonic())
+        self.watch.restart(time.monotonic())
         source = self.parts.source
         self._worker = PipelineThread(source, partial(self._process, source), self._wake).start()
 
@@ -148,7 +132,7 @@ class Service:
                     self.sink.publish_all(result.events)
             self._frames += 1
             self._faces_in_view = len(result.tracks)
-        self.progress.moved(time.monotonic())
+        self.watch.moved(time.monotonic())
         return True
 
     def _stop_worker(self, timeout: float) -> bool:
@@ -184,13 +168,12 @@ class Service:
             self._wake.clear()
             if self._stop_requested:
                 break
-            if self._reload_requested and not self.changes.busy:      # a probation ends first
+            if self._reload_requested and not self.control.busy:      # a probation ends first
                 self._reload_requested = False
                 self._reload_from_file()
-            self._apply_pending_messages()
-            fleet_agent.tick(self)
+            self.control.handle_pending()
             try:
-                self.changes.tick(time.monotonic())
+                self.control.tick(time.monotonic())
             except RollbackFailed as exc:
                 log.error("stopping: %s", exc)
                 code = EXIT_FAILED
@@ -217,7 +200,7 @@ class Service:
     def _check_progress(self, now: float) -> bool:
         """True while the pipeline made progress recently enough to keep the watchdog fed."""
         source = self.parts.source if self.parts else None
-        healthy, status = self.progress.check(now, source, self.cfg.service.watchdog.stall_timeout_s)
+        healthy, status = self.watch.check(now, source, self.cfg.service.watchdog.stall_timeout_s)
         if status is not None:
             self.notifier.status(status or self._status_line())
         return healthy
@@ -227,8 +210,8 @@ class Service:
         return interval if interval > 0 else float("inf")
 
     def _publish_stats(self) -> None:
-        stats = collect_stats(self._frames, self._faces_in_view, self.loaded.version if self.loaded else None,
-                              self.parts, self._frame_lock, self.cfg.device)
+        stats = collect_stats(self._frames, self._faces_in_view, self._version(), self.parts, self._frame_lock,
+                              self.cfg.device)
         assert self.sink is not None
         with self._sink_lock:
             self.sink.publish_stats(stats)
@@ -237,9 +220,11 @@ class Service:
     def _status_line(self, fps: float | None = None) -> str:
         # Delivery trouble (queue file not writable, duplicate device id) goes first: it is what
         # `systemctl status` must show while frames keep being processed.
-        return status_line(self._frames, self._faces_in_view, self.loaded.version if self.loaded else None, fps,
+        return status_line(self._frames, self._faces_in_view, self._version(), fps,
                            self.sink.problem() if self.sink is not None else None)
 
+    def _version(self) -> str | None:
+        return self.control.running.version if self.control.running else None
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
@@ -254,14 +239,9 @@ class Service:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
 
-    def request_stop(self) -> None:
-        """Stop the main loop (as SIGTERM does), from any thread."""
-        self._stop_requested = True
-        self._wake.set()
-
     def shutdown(self) -> None:
         """Stop capture, emit the last events, flush the queue, close. Bounded by service.stop_timeout_s."""
-        budget = self.cfg.service.stop_timeout_s if self.loaded else 5.0
+        budget = self.cfg.service.stop_timeout_s if self.control.running else 5.0
         deadline = time.monotonic() + budget
         self.notifier.stopping()
         self.notifier.status("stopping")
@@ -280,59 +260,30 @@ class Service:
             with self._sink_lock:
                 self.sink.publish_all(events)
 
-    @property
-    def frames(self) -> int:
-        """Frames processed so far (all time)."""
-        return self._frames
-
-    def on_config_message(self, payload: bytes, layer: str = fleet_agent.DEVICE_LAYER) -> None:
-        """paho's thread: hand a message for ``layer`` over (a too-large one unread); publishing here could deadlock."""
-        too_large = len(payload) > self.cfg.service.remote_config.max_payload_bytes
-        self._inbox.put(layer, TooLarge(len(payload)) if too_large else bytes(payload))
-        self._wake.set()
-
-    def _apply_pending_messages(self) -> None:
-        dropped = self._inbox.dropped()
-        if dropped:
-            log.error("%d config messages dropped: more than %d were waiting", dropped, MAX_PENDING_MESSAGES)
-            self.publish_config_state(f"busy: {dropped} config message(s) dropped unread; send again later",
-                                      status="rejected")
-        while not self.changes.busy:                 # during a probation, messages wait in the inbox
-            item = self._inbox.next()
-            if item is None:
-                return
-            self.changes.handle(item[1], item[0])
-
-    def _reload_from_file(self) -> bool:
-        """SIGHUP: load the file again; on any problem keep running what runs now."""
+    def _reload_from_file(self) -> None:
+        """SIGHUP: the control plane loads the file again; on any problem what runs now keeps running."""
         self.notifier.reloading()
-        try:
-            self.base = load_file(self.path)
-            loaded = self.changes.fleet.running(self.base)
-        except ConfigError as exc:
-            log.error("reload (SIGHUP) rejected, still running version %s:\n%s", self.loaded.version[:12], exc)
-            self.publish_config_state(one_line(exc), status="rejected", origin="file")
-            self.notifier.ready(self._status_line())
-            return False
-        origin = f"{self.path} (SIGHUP)"
-        try:
-            self.apply_config(loaded, origin)
-            self.publish_config_state(None, status="applied", origin="file")
-        except ApplyError as exc:
-            log.error("config from %s not applied, still running version %s: %s", origin, self.loaded.version[:12], exc)
-            self.publish_config_state(f"not applied: {exc}", status="rejected", origin="file")
+        self.control.reload()
         self.notifier.ready(self._status_line())
-        return self.loaded is loaded
 
-    def apply_config(self, new: LoadedConfig, origin: str, save: Callable[[], None] | None = None) -> list[str]:
-        """Put ``new`` in place, then ``save()`` it (when given): edge.service.changes.put_in_place."""
-        actions = put_in_place(self, new, origin, save)
-        self.changes.fleet.device_id = new.config.device.id
-        _set_log_level(new.config)
+    # ---- edge.control.runtime.Runtime: what the control plane asks of the service ----
+
+    def progress(self) -> Progress:
+        """Frames processed, broker link and last errors (a change on probation is judged by them)."""
+        sink = self.sink
+        source = self.parts.source if self.parts is not None else None
+        return Progress(self._frames, sink is not None and sink.connected, sink.last_error if sink else None,
+                        source.stats.last_error if source is not None else None)
+
+    def config_applied(self, cfg: AppConfig) -> None:
+        """A new config runs: the log level and the status line follow it."""
+        _set_log_level(cfg)
         self.notifier.status(self._status_line())
-        return actions
 
-    # ---- what edge.service.reconfigure.execute uses (reconfigure.Reconfigurable) ----
+    def listen(self, cfg: AppConfig) -> None:
+        """The control plane subscribes the open sink to its topics (when ``cfg`` enables remote config)."""
+        if self.sink is not None:
+            self.control.listen(self.sink, cfg)
 
     def release_preview(self) -> None:
         """Close the running preview server: its port may be the one the new server wants."""
@@ -340,9 +291,17 @@ class Service:
             self.parts.preview.close()
             self.parts.preview = None
 
-    def build_parts(self, cfg: AppConfig, reuse_analyzer: FaceAnalyzer | None) -> Parts:
-        """New parts for ``cfg`` (ApplyError if they cannot be built); with ``demo``, its source is the demo."""
-        return build_parts(cfg, reuse_analyzer=reuse_analyzer, demo=self.demo)
+    def build_parts(self, cfg: AppConfig, new_analyzer: bool = True) -> Parts:
+        """New parts for ``cfg`` (ApplyError if they cannot be built); with ``demo``, its source is the demo.
+
+        Unless ``new_analyzer``, they share the running parts' analyzer (the models stay loaded).
+        """
+        reuse = self.parts.analyzer if not new_analyzer and self.parts is not None else None
+        return build_parts(cfg, reuse_analyzer=reuse, demo=self.demo)
+
+    def discard_parts(self, parts: Parts) -> None:
+        """Close parts built for a change that was not put in place (a shared analyzer stays open)."""
+        close_parts(parts, keep_analyzer=self.parts is not None and parts.analyzer is self.parts.analyzer)
 
     def reopen_sink(self, new: AppConfig, old: AppConfig) -> None:
         """Close the sink, open one for ``new``; on failure the one for ``old`` is open again (ApplyError)."""
@@ -357,9 +316,9 @@ class Service:
                 self.sink = open_sink(new)
             except ApplyError:
                 self.sink = open_sink(old)
-                self.subscribe(old)
+                self.listen(old)
                 raise
-        self.subscribe(new)
+        self.listen(new)
 
     def swap_parts(self, parts: Parts) -> None:
         """Stop the pipeline thread, end the old parts' tracks (face_left, summary), start with ``parts``."""
@@ -381,12 +340,11 @@ class Service:
         finally:
             self._frame_lock.release()
 
-    def publish_config_state(self, error: str | None, **fields: object) -> None:
-        """Retained ``config/state``: the running version, the last error (or null), and ``fields``."""
-        payload = config_state(self.loaded, self.base, self.changes, error, **fields)
+    def publish_retained(self, subtopic: str, payload: dict[str, object]) -> None:
+        """Keep ``payload`` retained on ``<prefix>/<device>/<subtopic>`` (the control plane's config/state)."""
         if self.sink is not None:
             with self._sink_lock:
-                self.sink.publish_retained("config/state", payload)
+                self.sink.publish_retained(subtopic, payload)
 
 
 def _set_log_level(cfg: AppConfig) -> None:

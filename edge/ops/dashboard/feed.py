@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import paho.mqtt.client as paho
 
-from edge.dashboard.model import Fleet
+from edge.ops.dashboard.model import Fleet
 from edge.config.mqtt import MqttConfig
 from edge.publish.topics import Topics
 from edge.publish.mqtt_client import make_client

@@ -2,7 +2,7 @@
 
 The files go as retained chunks on ``<prefix>/model/blob/<sha256>/<index>`` (so a device that
 subscribes a moment later still gets them), then a signed manifest naming them by sha256 goes to
-the device or group (edge/fleet/ota.py has the device's side). When every device answered, or the
+the device or group (edge/control/ota.py has the device's side). When every device answered, or the
 timeout passed, the chunks are cleared from the broker (``--keep-blobs`` leaves them).
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ import json
 import math
 from pathlib import Path
 
-from edge.fleet.operator import Fleet, FleetError
-from edge.fleet.push import check_signing, report, send_and_wait, sign_body, target_of, targets, topic_of
+from edge.ops.fleet.operator import Fleet, FleetError
+from edge.ops.fleet.push import check_signing, report, send_and_wait, sign_body, target_of, targets, topic_of
 
 CHUNK_BYTES = 256 * 1024
 

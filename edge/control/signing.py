@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from edge.service.remote_config import write_config
+from edge.control.storage import write_config
 
 SIGNATURE_LINE = re.compile(rb"^#\s*signature:\s*sha256=([0-9A-Fa-f]{64})\s*$")
 _HEADER = re.compile(rb"^#\s*(signer|serial|target):\s*(\S*)\s*$")

@@ -4,7 +4,7 @@
     GET /events       text/event-stream: one `snapshot` of the whole fleet, then every change as it happens
     GET /api/fleet    the same snapshot as JSON (scripts, curl)
     GET /api/history  the history store's view of a camera, device, group, location or the fleet (JSON or
-                      CSV with format=csv; edge/dashboard/history.py, docs/dashboard.md)
+                      CSV with format=csv; edge/ops/dashboard/history.py, docs/dashboard.md)
     GET /healthz      "ok" while the server runs (the broker's state is in /api/fleet)
 
 Each page gets its own bounded queue of changes; a page that cannot keep up (its queue is full)
@@ -22,8 +22,8 @@ from importlib import resources
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
-from edge.dashboard import history
-from edge.dashboard.store import Store
+from edge.ops.dashboard import history
+from edge.ops.dashboard.store import Store
 from edge.formatting import compact_json
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def static_file(name: str) -> bytes | None:
     if not name or "/" in name or name.startswith(".") or not any(name.endswith(e) for e in STATIC_TYPES):
         return None
     try:
-        return (resources.files("edge.dashboard") / "static" / name).read_bytes()
+        return (resources.files("edge.ops.dashboard") / "static" / name).read_bytes()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
 

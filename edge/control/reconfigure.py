@@ -6,19 +6,17 @@ homeassistant and events reopen the sink (the queue file keeps what was not sent
 detector, align, model and preview restart the pipeline thread with new parts.
 
 :func:`plan_change` is pure (two configs in, what must happen out); :func:`execute` carries a plan
-out on anything with the :class:`Reconfigurable` methods (the service, or a recording stand-in in
-tests), building everything new before the old is let go, so a failure leaves the old running.
+out through the :class:`~edge.control.runtime.Runtime` interface (the service, or a recording stand-in
+in tests), building everything new before the old is let go, so a failure leaves the old running.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from edge.config import AppConfig
-from edge.face_analyzer import FaceAnalyzer
-from edge.service.parts import ApplyError, Parts, close_parts
+from edge.control.runtime import ApplyError, Runtime
 
 log = logging.getLogger("edge.service")
 
@@ -69,52 +67,26 @@ def plan_change(old: AppConfig, new: AppConfig) -> Plan:
     return Plan(changed, subscribe=subscribe)
 
 
-class Reconfigurable(Protocol):
-    """What :func:`execute` needs of the running service."""
-
-    parts: Parts | None
-
-    def release_preview(self) -> None:
-        """Close the running preview server (its port may be the one the new one wants)."""
-
-    def build_parts(self, cfg: AppConfig, reuse_analyzer: FaceAnalyzer | None) -> Parts:
-        """New parts for ``cfg``; ApplyError if they cannot be built."""
-
-    def reopen_sink(self, new: AppConfig, old: AppConfig) -> None:
-        """Close the sink and open one for ``new``; on ApplyError the one for ``old`` is open again."""
-
-    def subscribe(self, cfg: AppConfig) -> None:
-        """Subscribe the sink to config messages when ``cfg`` enables remote config."""
-
-    def swap_parts(self, parts: Parts) -> None:
-        """Stop the pipeline thread, end the old parts' tracks, start again with ``parts``."""
-
-    def reconfigure_processor(self, cfg: AppConfig) -> None:
-        """Apply processor settings between two frames; ApplyError if the pipeline is stuck."""
-
-
-def execute(plan: Plan, old: AppConfig, new: AppConfig, target: Reconfigurable) -> list[str]:
+def execute(plan: Plan, old: AppConfig, new: AppConfig, target: Runtime) -> list[str]:
     """Carry out ``plan``; the actions taken, for the log. ApplyError leaves ``old`` running."""
     actions: list[str] = []
-    assert target.parts is not None
-    parts: Parts | None = None
+    parts = None
     # 1. Build what is new before touching what runs (models may be missing, ports taken).
     if plan.restart_pipeline:
-        reuse = None if plan.new_analyzer else target.parts.analyzer
         if "preview" in plan.changed:
             target.release_preview()
-        parts = target.build_parts(new, reuse)
+        parts = target.build_parts(new, plan.new_analyzer)
     # 2. The sink: the queue file allows one user, so the old one closes first.
     if plan.reopen_sink:
         try:
             target.reopen_sink(new, old)
         except ApplyError:
             if parts is not None:
-                close_parts(parts, keep_analyzer=parts.analyzer is target.parts.analyzer)
+                target.discard_parts(parts)
             raise
         actions.append("sink reopened")
     elif plan.subscribe:
-        target.subscribe(new)
+        target.listen(new)
     # 3. Swap the pipeline parts, or reconfigure the processor in place.
     if parts is not None:
         target.swap_parts(parts)
@@ -135,7 +107,7 @@ class PersistError(ApplyError):
         self.cause = cause
 
 
-def apply_change(target: Reconfigurable, old: AppConfig, new: AppConfig,
+def apply_change(target: Runtime, old: AppConfig, new: AppConfig,
                  write: Callable[[], None] | None = None) -> list[str]:
     """Put ``new`` in place of ``old``, then ``write()`` it to disk (when given); the actions taken.
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 from edge.exitcodes import EXIT_FAILED, EXIT_OK
-from edge.fleet.operator import Fleet, FleetError
-from edge.fleet.outcome import Answer, Tracker
-from edge.signing import SignatureError, new_serial, sign_message
+from edge.ops.fleet.operator import Fleet, FleetError
+from edge.ops.fleet.outcome import Answer, Tracker
+from edge.control.signing import SignatureError, new_serial, sign_message
 
 
 def targets(fleet: Fleet, device: str | None, group: str | None) -> list[str]:
@@ -45,7 +45,7 @@ def check_signing(fleet: Fleet, devices: list[str], secret: str, secret_env: str
 def sign_body(body: bytes, secret: str, target: str) -> tuple[bytes, int | None]:
     """The signed message for ``target`` (device/<id> or group/<g>) and its serial; unsigned: (body, None).
 
-    The signing is edge.signing's (replay-safe: signer, serial and target inside the signature).
+    The signing is edge.control.signing's (replay-safe: signer, serial and target inside the signature).
     """
     if not secret:
         return body, None

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.dashboard.store import Recorder
+from edge.ops.dashboard.store import Recorder
 
 
 class HistoryTap:
-    """Change dicts of :class:`edge.dashboard.model.Fleet` -> :class:`Recorder` writes."""
+    """Change dicts of :class:`edge.ops.dashboard.model.Fleet` -> :class:`Recorder` writes."""
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder

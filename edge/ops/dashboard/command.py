@@ -23,10 +23,10 @@ from pydantic import ValidationError
 
 from edge.config import ConfigError, default_path, load_file
 from edge.config.mqtt import MqttConfig
-from edge.dashboard.app import Dashboard
-from edge.dashboard.model import Limits
-from edge.dashboard.store import Store, is_postgres, shown
-from edge.publish.queue import default_queue_path
+from edge.ops.dashboard.app import Dashboard
+from edge.ops.dashboard.model import Limits
+from edge.ops.dashboard.store import Store, is_postgres, shown
+from edge.state_dir import state_dir
 from edge.exitcodes import EXIT_MODEL, EXIT_OK, EXIT_USAGE
 
 
@@ -106,7 +106,7 @@ def open_store(args: argparse.Namespace) -> Store | None:
         raise ValueError("--hourly-days must be > 0 and --retention-days at least --hourly-days")
     url = args.store
     if not url:
-        path = default_queue_path().with_name("dashboard-history.sqlite")    # the same state folder as the queue
+        path = state_dir() / "dashboard-history.sqlite"    # the same state folder as the queue
         path.parent.mkdir(parents=True, exist_ok=True)
         url = str(path)
     if ":" in url.split("/")[0] and not is_postgres(url) and not url.startswith("sqlite://"):

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from edge.config import ConfigError, parse_yaml
 from edge.exitcodes import EXIT_OK, EXIT_USAGE
-from edge.fleet.model_push import push_model
-from edge.fleet.operator import Broker, Connection, Fleet, FleetError
-from edge.fleet.push import check_signing, report, send_and_wait, sign_body, target_of, targets, topic_of
-from edge.fleet.watch import follow_events
+from edge.ops.fleet.model_push import push_model
+from edge.ops.fleet.operator import Broker, Connection, Fleet, FleetError
+from edge.ops.fleet.push import check_signing, report, send_and_wait, sign_body, target_of, targets, topic_of
+from edge.ops.fleet.watch import follow_events
 
 
 
@@ -143,7 +143,7 @@ def _push(fleet: Fleet, args: argparse.Namespace, body: bytes) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m edge.fleet.command`` (the same as ``fer-edge fleet``)."""
+    """``python -m edge.ops.fleet.command`` (the same as ``fer-edge fleet``)."""
     parser = argparse.ArgumentParser(prog="fer-edge fleet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)

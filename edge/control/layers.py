@@ -4,7 +4,7 @@ A device in groups ``[shop, eu]`` runs the merge of, lowest first::
 
     the local config file  <  group "shop"  <  group "eu"  <  the device's own layer
 
-Each remote layer is a JSON Merge Patch document (edge.remote_config.merge_patch) that holds only
+Each remote layer is a JSON Merge Patch document (edge.control.patch.merge_patch) that holds only
 what was changed remotely on that layer. A ``config/set`` message changes exactly one layer: the one
 its topic names (``<prefix>/group/<g>/config/set`` -> ``group:<g>``, ``<prefix>/<device>/config/set``
 -> ``device``). Inside a layer a merge message merges into that layer, ``null`` removes a key from the
@@ -21,29 +21,21 @@ the service's state directory, written atomically; the local config file is neve
 from __future__ import annotations
 
 import json
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.service.remote_config import merge_patch, write_config
+from edge.control.patch import merge_patch
+from edge.control.storage import write_config
+from edge.state_dir import state_dir
 
 DEVICE_LAYER = "device"
-GROUP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 HISTORY = 10            # snapshots kept for rollback
 
 
 def group_layer(group: str) -> str:
     """The layer name of a group (``group:<name>``)."""
     return f"group:{group}"
-
-
-def check_group_name(name: str) -> str:
-    """Return ``name`` if it can be a group (one MQTT topic level, like a device id), else raise ValueError."""
-    if not GROUP_NAME.match(name or ""):
-        raise ValueError(f"group name {name!r}: use 1-64 letters, digits, '-' or '_' (it is one MQTT topic level)")
-    return name
 
 
 def layer_order(groups: list[str] | tuple[str, ...]) -> list[str]:
@@ -148,8 +140,4 @@ class LayerStore:
 
 def default_layer_path() -> Path:
     """``$STATE_DIRECTORY/fleet-layers.json`` under systemd, else ~/.local/state/fer-edge/."""
-    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    if state:
-        return Path(state) / "fleet-layers.json"
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "fer-edge" / "fleet-layers.json"
+    return state_dir() / "fleet-layers.json"

@@ -1,14 +1,14 @@
 """Model updates over the air, device side: download, check, self-test, then commit or roll back.
 
 Transport (chunked over MQTT: nothing but the broker is needed, which suits sites with no other
-way in). The operator (edge/fleet/model_push.py) first publishes the model file, and optionally a
+way in). The operator (edge/ops/fleet/model_push.py) first publishes the model file, and optionally a
 self-test set, as retained chunks on ``<prefix>/model/blob/<sha256>/<index>``, then a signed
 manifest on ``<prefix>/<device>/model/set`` or ``<prefix>/group/<group>/model/set``::
 
     {"v": 1, "card": {...the model card...}, "model": {"sha256": ..., "size": ..., "chunks": 5},
      "selftest": {"sha256": ..., "size": ..., "chunks": 1}, "min_agreement": 0.8}
 
-The manifest is signed like a config message (edge.signing: serial per signer and target), and it
+The manifest is signed like a config message (edge.control.signing: serial per signer and target), and it
 names every blob by its sha256, so the chunks need no signature of their own. The device:
 
 1. checks the signature and serial, and the card against the running model: same classes in the
@@ -16,7 +16,7 @@ names every blob by its sha256, so the chunks need no signature of their own. Th
 2. downloads the chunks (its own short-lived MQTT connection) and checks size and sha256;
 3. writes model and card atomically into ``<state dir>/models/`` beside the models it had;
 4. loads it (the card's sha256, input shape and class count are checked by EmotionModel);
-5. runs the self-test (edge.fleet.selftest) against the running model on the same faces;
+5. runs the self-test (edge.control.selftest) against the running model on the same faces;
 6. only then switches ``model.path`` (a change of the device's config layer, applied by the
    service: if the pipeline cannot be rebuilt with it, the running model stays).
 
@@ -44,13 +44,13 @@ from edge.config import ConfigError, RemoteConfigConfig
 from edge.config.model import ModelConfig
 from edge.config.mqtt import MqttConfig
 from edge.events import iso_utc
-from edge.fleet.device import Duplicate, verify_payload
-from edge.fleet.selftest import MIN_AGREEMENT, Faces, SelfTestError, run as run_selftest
+from edge.control.messages import Duplicate, verify_payload
+from edge.control.selftest import MIN_AGREEMENT, Faces, SelfTestError, run as run_selftest
 from edge.formatting import one_line
 from edge.interpreter import ModelError
 from edge.publish.mqtt_client import make_client
 from edge.publish.topics import Topics
-from edge.signing import ReplayGuard, Signed
+from edge.control.signing import ReplayGuard, Signed
 
 log = logging.getLogger("edge.fleet")
 CHUNK_TIMEOUT_S = 120.0

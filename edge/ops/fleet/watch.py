@@ -12,7 +12,7 @@ import sys
 import time
 from collections import OrderedDict
 
-from edge.fleet.operator import Broker, Connection
+from edge.ops.fleet.operator import Broker, Connection
 from edge.formatting import compact_json
 
 REMEMBER = 100_000

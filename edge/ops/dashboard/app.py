@@ -4,11 +4,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from edge.dashboard.feed import Feed
-from edge.dashboard.model import Fleet, Limits
-from edge.dashboard.recording import HistoryTap
-from edge.dashboard.server import DashboardServer, Hub
-from edge.dashboard.store import Recorder, Store
+from edge.ops.dashboard.feed import Feed
+from edge.ops.dashboard.model import Fleet, Limits
+from edge.ops.dashboard.recording import HistoryTap
+from edge.ops.dashboard.server import DashboardServer, Hub
+from edge.ops.dashboard.store import Recorder, Store
 from edge.config.mqtt import MqttConfig
 
 

@@ -2,7 +2,7 @@
 
 A device subscribes to its own ``<prefix>/<device>/config/set`` and, for each group in
 ``device.groups``, to ``<prefix>/group/<group>/config/set``. :meth:`FleetConfig.prepare` checks a
-message (size, signature, YAML), changes the one layer its topic names (edge.fleet.layers), and
+message (size, signature, YAML), changes the one layer its topic names (edge.control.layers), and
 validates the merge of all layers over the local file; nothing is written until the service has
 applied the result and calls :meth:`FleetConfig.commit`. A message whose first comment line is
 ``# action: rollback`` puts back the layers as they were before the last change (of that group,
@@ -16,12 +16,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edge.config import ConfigError, Document, LoadedConfig, Problem, RemoteConfigConfig, parse_yaml, validate_document
 from edge.events import iso_utc
-from edge.fleet.layers import DEVICE_LAYER, LayerState, LayerStore, effective, group_layer, groups_of
-from edge.service.remote_config import message_mode
-from edge.signing import ReplayGuard, Signed, SignatureError, has_signature, verify_message
+from edge.control.layers import DEVICE_LAYER, LayerState, LayerStore, effective, group_layer, groups_of
+from edge.control.patch import message_mode
+from edge.control.signing import ReplayGuard, Signed, SignatureError, has_signature, verify_message
 
 SOURCE = "config/set message"
 _ACTION = re.compile(rb"^#\s*action:\s*(\w+)\s*$", re.MULTILINE)
@@ -48,11 +49,6 @@ class Duplicate(Exception):
     def __init__(self, signed: Signed) -> None:
         super().__init__(f"serial {signed.serial} already applied")
         self.signed = signed
-
-
-def origin_of(layer: str) -> str:
-    """How config/state names where a change came from: ``device`` or ``group:<name>``."""
-    return layer
 
 
 class FleetConfig:
@@ -209,4 +205,21 @@ def state_payload(version: str | None, error: str | None, serial: int | None = N
         payload["origin"] = origin
     if status is not None:
         payload["status"] = status
+    return payload
+
+
+def config_state(loaded: LoadedConfig | None, base: LoadedConfig | None, layers: dict[str, dict[str, Any]],
+                 error: str | None, **fields: Any) -> dict[str, Any]:
+    """The retained ``config/state`` payload of a running service (edge/schemas/config_state.schema.json).
+
+    ``fields``: status, serial, signer, target, origin of the message it answers; ``groups`` and
+    ``require_signature`` let fleet tools find group members and refuse an unsigned push early.
+    """
+    payload: dict[str, Any] = {"v": 1, "ok": error is None, "version": loaded.version if loaded else None,
+                               "error": error, "ts": iso_utc(time.time())}
+    if base is not None:
+        payload["groups"] = groups_of(base.document, layers)
+    if loaded is not None:
+        payload["require_signature"] = loaded.config.service.remote_config.require_signature
+    payload.update({k: v for k, v in fields.items() if v is not None or k in ("serial", "signer", "target")})
     return payload

@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from edge.dashboard.store import DAY, EMOTIONS, HOUR, Store
+from edge.ops.dashboard.store import DAY, EMOTIONS, HOUR, Store
 
 RANGES = {"today": 1, "7d": 7, "30d": 30}
 NEGATIVE = ("anger", "disgust", "fear", "sadness", "contempt")

@@ -6,7 +6,7 @@ the broker connected (when the sink changed) and a frame processed (when the sou
 Until then nothing is saved; if it does not, the service puts the previous config back, running,
 and reports why on ``config/state`` (which reaches the broker once the old connection is back).
 
-This module only decides; the service applies, saves and rolls back (edge/service/changes.py).
+This module only decides; the service applies, saves and rolls back (edge/control/plane.py).
 """
 from __future__ import annotations
 
