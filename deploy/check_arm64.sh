@@ -89,12 +89,28 @@ tar -C "$SRC" --exclude=./.git --exclude=./build --exclude='*.egg-info' --exclud
     -cf - . | tar -C "$ROOT/work/fer-edge" -xf -
 [ -f "$SHARED_VIDEO" ] || die "$SHARED_VIDEO missing: the two-camera run needs the shared clip beside the checkout"
 install -m 0644 "$SHARED_VIDEO" "$ROOT/work/shared/data/video/single_face.mp4"
-in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
+# No systemd runs inside the root (it is a chroot, not a booted board): install.sh's `systemctl enable`
+# is done offline (--root=/), daemon-reload and restart are skipped, and say so.
+mkdir -p "$ROOT/work/shim"
+cat >"$ROOT/work/shim/systemctl" <<'SHIM'
+#!/bin/sh
+case "$1" in
+    enable) exec /usr/bin/systemctl --root=/ "$@" ;;
+    *) echo "check_arm64: systemctl $* skipped (no systemd runs in the emulated root)"; exit 0 ;;
+esac
+SHIM
+chmod 0755 "$ROOT/work/shim/systemctl"
+in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/work/shim:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 say "apt-get update inside the root"
 in_root apt-get update -qq >/dev/null
+# A fresh install every run (the root is cached, the install is what is measured): no venv, config,
+# state or pip cache from a previous run.
+rm -rf "$ROOT/opt/fer-edge" "$ROOT/etc/fer-edge" "$ROOT/var/lib/fer-edge" "$ROOT/root/.cache/pip"
 say "install: deploy/install.sh --board generic --no-start (inside the root, emulated)"
 start=$SECONDS
-in_root bash -c 'cd /work/fer-edge && deploy/install.sh --board generic --no-start' 2>&1 | sed 's/^/    /'
+in_root bash -c 'cd /work/fer-edge && deploy/install.sh --board generic --no-start' >"$CACHE/install.log" 2>&1 \
+    || die "install.sh failed inside the root; its output: $CACHE/install.log (last lines: $(tail -3 "$CACHE/install.log" | tr '\n' ' '))"
+grep -E '^(==>|/|check_arm64)' "$CACHE/install.log" | sed 's/^/    /'     # its steps; apt's chatter stays in the log
 INSTALL_S=$((SECONDS - start))
 say "install: $INSTALL_S s (emulated arm64)"
 in_root /opt/fer-edge/venv/bin/python -c 'import platform, edge; print("    installed fer-edge", edge.__version__, "on", platform.machine(), "Python", platform.python_version())'

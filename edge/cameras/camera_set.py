@@ -112,10 +112,17 @@ class CameraSet:
         now = time.monotonic() if now is None else now
         return [f.name for f in self.feeds if not f.progressing(now, stall_timeout_s)]
 
-    def close(self) -> None:
-        """Stop every camera (from any thread); iteration ends at its next look."""
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop every camera (from any thread); iteration ends at its next look.
+
+        Waits up to ``timeout`` seconds in all for the reader threads to release their captures (a
+        thread stuck in a read is a daemon and is left behind).
+        """
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         for feed in self.feeds:
             feed.stop()
+        deadline = time.monotonic() + timeout
+        for feed in self.feeds:
+            feed.join(max(0.0, deadline - time.monotonic()))

@@ -95,5 +95,6 @@ class CameraFeed:
         self.source.close()
 
     def join(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the thread to end."""
-        self._thread.join(timeout)
+        """Wait up to ``timeout`` seconds for the thread to end (at once when it never started)."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
