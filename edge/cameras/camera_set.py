@@ -92,7 +92,7 @@ class CameraSet:
             total.reopens += s.reopens
             total.outages += s.outages
             total.outage_s += s.outage_s
-            total.last_error = s.last_error or total.last_error
+            total.last_error = f"camera {feed.name}: {s.last_error}" if s.last_error else total.last_error
         total.state = min(states, key=lambda st: order.index(st) if st in order else len(order)) if states else "new"
         return total
 
@@ -106,6 +106,10 @@ class CameraSet:
                               "outages": s.outages, "outage_s": round(s.outage_s, 1),
                               "last_error": s.last_error or None}
         return out
+
+    def fewest_frames(self) -> int:
+        """Frames taken from the camera that has delivered the fewest (0 until every camera has delivered one)."""
+        return min((feed.taken for feed in self.feeds), default=0)
 
     def stuck(self, now: float | None = None, stall_timeout_s: float = 20.0) -> list[str]:
         """The cameras that neither progress nor are in a counted outage (the watchdog's rule)."""

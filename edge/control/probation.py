@@ -15,7 +15,7 @@ from typing import Any
 
 #: Sections whose change can cut the device off: the sink (broker, topics, queue) and the source.
 SINK_SECTIONS = frozenset({"device", "mqtt", "queue", "homeassistant"})
-SOURCE_SECTIONS = frozenset({"source"})
+SOURCE_SECTIONS = frozenset({"source", "cameras"})   # cameras: every camera must deliver a frame
 WAITING, PASSED = "waiting", "passed"
 
 

@@ -22,7 +22,7 @@ log = logging.getLogger("edge.service")
 
 #: Which sections each part of the running service depends on.
 ANALYZER_SECTIONS = frozenset({"detector", "align", "model"})
-PIPELINE_SECTIONS = frozenset({"source", "preview"}) | ANALYZER_SECTIONS
+PIPELINE_SECTIONS = frozenset({"source", "cameras", "preview"}) | ANALYZER_SECTIONS
 PROCESSOR_SECTIONS = frozenset({"tracking", "quality", "schedule", "events"})
 SINK_SECTIONS = frozenset({"device", "mqtt", "queue", "homeassistant", "events"})
 

@@ -29,6 +29,7 @@ from functools import partial
 from pathlib import Path
 from types import FrameType
 
+from edge.cameras import CameraSet
 from edge.config import AppConfig, ConfigError
 from edge.control.plane import ControlPlane, RollbackFailed
 from edge.control.runtime import ApplyError, Progress
@@ -272,7 +273,9 @@ class Service:
         """Frames processed, broker link and last errors (a change on probation is judged by them)."""
         sink = self.sink
         source = self.parts.source if self.parts is not None else None
-        return Progress(self._frames, sink is not None and sink.connected, sink.last_error if sink else None,
+        # several cameras: a change proves itself once every camera has delivered (CameraSet.fewest_frames)
+        frames = source.fewest_frames() if isinstance(source, CameraSet) else self._frames
+        return Progress(frames, sink is not None and sink.connected, sink.last_error if sink else None,
                         source.stats.last_error if source is not None else None)
 
     def config_applied(self, cfg: AppConfig) -> None:

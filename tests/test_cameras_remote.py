@@ -1,0 +1,106 @@
+"""Remote config adds, changes and removes a camera, on probation; a camera that never delivers is rolled back.
+
+A real mosquitto and `fer-edge run` as a process with `cameras:`; messages on config/set (a JSON Merge
+Patch: the `cameras` list is replaced as a whole), outcomes on the retained config/state, each
+camera's figures in the stats message (`cameras.<id>`).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import require_shared  # noqa: E402
+from conftest_service import ServiceProcess, write_config  # noqa: E402
+from bench.broker import Broker, free_port, mosquitto_available  # noqa: E402
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto")]
+DEVICE = "cams1"
+STATE = f"fer-edge/{DEVICE}/config/state"
+STATS = f"fer-edge/{DEVICE}/stats"
+
+
+def cameras_doc(*cams: dict) -> str:
+    """A config/set body that replaces the camera list (JSON is YAML)."""
+    return f"cameras: {json.dumps(list(cams))}\n"
+
+
+def camera(name: str, uri: str, **extra) -> dict:
+    return {"name": name, "uri": uri, "loop": True, "pace": True, **extra}
+
+
+def test_remote_config_adds_changes_and_removes_cameras_on_probation(tmp_path: Path) -> None:
+    video = str(require_shared("video", "single_face.mp4"))
+    broker = Broker().start()
+    path = write_config(tmp_path / "config.yaml", {
+        "device": {"id": DEVICE},
+        "cameras": [camera("door", video)],
+        "detector": {"type": "haar"},
+        "mqtt": broker.mqtt_config(),
+        "queue": {"path": str(tmp_path / "queue.db")},
+        "service": {"remote_config": {"enabled": True, "probation_s": 6}},
+        "stats": {"interval_s": 1.0},
+    })
+    service = ServiceProcess(path, env={"STATE_DIRECTORY": str(tmp_path / "state")})
+    states = stats = pub = None
+    try:
+        service.wait_ready()
+        states = broker.subscribe_collect(STATE)
+        stats = broker.subscribe_collect(STATS)
+        pub = broker.client()
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        assert states.wait_for(1, timeout=30), "no retained config/state after start"
+
+        def send(body: str) -> list[dict]:
+            """Publish on config/set; the config/state answers up to the final one (past 'probation')."""
+            before = len(states.on(STATE))
+            pub.publish(f"fer-edge/{DEVICE}/config/set", body.encode(), qos=1).wait_for_publish(5)
+            final = lambda m: any(x.json().get("status") != "probation" for x in m[before:])  # noqa: E731
+            assert states.wait_for(final, 40), "no config/state answer:\n" + service.stderr()[-3000:]
+            return states.json(STATE)[before:]
+
+        def cameras_in_stats() -> dict:
+            """Each camera's figures in a stats message published after now."""
+            seen = len(stats.on(STATS))
+            assert stats.wait_for(lambda m: len(m) > seen + 1, 15), "no stats"
+            return stats.json(STATS)[-1].get("cameras", {})
+
+        door = camera("door", video)
+        # add a camera: on probation until both cameras have delivered a frame, then applied and saved
+        answers = send(cameras_doc(door, camera('desk', 'demo')))
+        assert [a["status"] for a in answers] == ["probation", "applied"], answers
+        cams = cameras_in_stats()
+        assert set(cams) == {"door", "desk"} and all(c["frames"] > 0 for c in cams.values()), cams
+        assert cams["desk"]["source"]["state"] == "open"
+
+        # change a camera (its schedule) and add one that never delivers: rolled back, both cameras run on
+        bad = camera("gate", f"rtsp://127.0.0.1:{free_port()}/none", kind="stream", reopen_delay_s=0.2)
+        desk_slow = camera("desk", "demo", schedule={"classify_hz": 1.0})
+        answers = send(cameras_doc(door, desk_slow, bad))
+        final = answers[-1]
+        assert final["status"] == "rolled_back" and "no frame arrived" in final["error"], final
+        assert "camera gate:" in final["error"], final["error"]
+        cams = cameras_in_stats()
+        assert set(cams) == {"door", "desk"} and all(c["frames"] > 0 for c in cams.values()), cams
+
+        # change a camera alone: applied (after its frames)
+        answers = send(cameras_doc(door, desk_slow))
+        assert answers[-1]["status"] == "applied", answers
+
+        # remove a camera
+        answers = send(cameras_doc(door))
+        assert answers[-1]["status"] == "applied", answers
+        cams = cameras_in_stats()
+        assert set(cams) == {"door"} and cams["door"]["frames"] > 0, cams
+        assert service.alive(), service.stderr()[-3000:]
+    finally:
+        if pub is not None:
+            pub.loop_stop()
+            pub.disconnect()
+        service.close()
+        broker.close()
