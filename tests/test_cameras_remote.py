@@ -104,3 +104,34 @@ def test_remote_config_adds_changes_and_removes_cameras_on_probation(tmp_path: P
             pub.disconnect()
         service.close()
         broker.close()
+
+
+def test_home_assistant_and_retained_state_show_every_camera(tmp_path: Path) -> None:
+    """Discovery sensors (emotion, faces in view) and the retained state/<camera> of each camera of the device."""
+    video = str(require_shared("video", "single_face.mp4"))
+    broker = Broker().start()
+    device = "cams2"
+    path = write_config(tmp_path / "config.yaml", {
+        "device": {"id": device},
+        "cameras": [camera("lobby", "demo"), camera("kiosk", video)],
+        "detector": {"type": "haar"},
+        "mqtt": broker.mqtt_config(),
+        "queue": {"path": str(tmp_path / "queue.db")},
+        "homeassistant": {"enabled": True},
+        "stats": {"interval_s": 1.0},
+    })
+    service = ServiceProcess(path, env={"STATE_DIRECTORY": str(tmp_path / "state")})
+    try:
+        service.wait_ready()
+        discovery = broker.subscribe_collect("homeassistant/sensor/#")
+        states = broker.subscribe_collect(f"fer-edge/{device}/state/+")
+        want = {f"homeassistant/sensor/{device.replace('-', '_')}/{cam}_{what}/config"
+                for cam in ("lobby", "kiosk") for what in ("emotion", "faces")}
+        assert discovery.wait_for(lambda m: want <= {x.topic for x in m}, 20), [x.topic for x in discovery.messages]
+        assert states.wait_for(lambda m: {x.topic.rsplit("/", 1)[1] for x in m} >= {"lobby", "kiosk"}, 20)
+        # the faces of both cameras reach their own state topic
+        assert states.wait_for(lambda m: {x.topic.rsplit("/", 1)[1] for x in m if x.json().get("faces")}
+                               >= {"lobby", "kiosk"}, 40), [x.json() for x in states.messages][-4:]
+    finally:
+        service.close()
+        broker.close()

@@ -125,5 +125,6 @@ def build_sink(device: str, events: EventsConfig | None = None, mqtt: MqttConfig
 
 
 def make_sink(cfg: AppConfig) -> EventSink:
-    """The sink for a config: its device, events, mqtt, queue and homeassistant sections; the source's camera id."""
-    return build_sink(cfg.device.id, cfg.events, cfg.mqtt, cfg.queue, cfg.homeassistant, [cfg.source.name])
+    """The sink for a config: its device, events, mqtt, queue and homeassistant sections; every camera's id."""
+    return build_sink(cfg.device.id, cfg.events, cfg.mqtt, cfg.queue, cfg.homeassistant,
+                      [c.source.name for c in cfg.camera_configs()])
