@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from edge.ops.dashboard.access import Access
 from edge.ops.dashboard.feed import Feed
 from edge.ops.dashboard.model import Fleet, Limits
 from edge.ops.dashboard.recording import HistoryTap
@@ -20,7 +21,8 @@ class Dashboard:
     """
 
     def __init__(self, cfg: MqttConfig, host: str = "127.0.0.1", port: int = 8088,
-                 limits: Limits | None = None, max_pages: int = 32, store: Store | None = None) -> None:
+                 limits: Limits | None = None, max_pages: int = 32, store: Store | None = None,
+                 access: Access | None = None) -> None:
         self.lock = threading.Lock()
         self.fleet = Fleet(cfg.prefix, limits)
         self.hub = Hub(max_pages=max_pages)
@@ -28,7 +30,7 @@ class Dashboard:
         self.recorder = Recorder(store) if store is not None else None
         self.tap = HistoryTap(self.recorder) if self.recorder is not None else None
         self.feed = Feed(cfg, self.fleet, self._changed, self.lock)
-        self.server = DashboardServer(host, port, self.hub, self.snapshot, self.lock, store=store)
+        self.server = DashboardServer(host, port, self.hub, self.snapshot, self.lock, store=store, access=access)
 
     def _changed(self, change: dict[str, Any]) -> None:
         """One change: to every page, and what the history keeps to its store."""

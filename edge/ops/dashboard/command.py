@@ -23,10 +23,11 @@ from pydantic import ValidationError
 
 from edge.config import ConfigError, default_path, load_file
 from edge.config.mqtt import MqttConfig
+from edge.ops.dashboard.access import TOKEN_ENV, Access, read_token
 from edge.ops.dashboard.app import Dashboard
 from edge.ops.dashboard.model import Limits
 from edge.ops.dashboard.store import Store, is_postgres, shown
-from edge.state_dir import state_dir
+from edge.publish.queue import default_queue_path
 from edge.exitcodes import EXIT_MODEL, EXIT_OK, EXIT_USAGE
 
 
@@ -47,6 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="address to serve the page on (default 127.0.0.1: this machine only; "
                              "0.0.0.0: every host on the network - the page shows emotion data)")
     parser.add_argument("--port", type=int, default=8088, help="HTTP port (default 8088; 0: any free port)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="a Host name the page is served under besides localhost, loopback addresses and (when "
+                             "bound beyond loopback) IP addresses and this machine's name; repeatable")
+    parser.add_argument("--token-file", type=Path, metavar="FILE",
+                        help=f"login token (first line of FILE; else ${TOKEN_ENV}): asked for as the password "
+                             "of a browser login; required when --bind is beyond loopback, unless --no-auth")
+    parser.add_argument("--no-auth", action="store_true",
+                        help="serve beyond loopback without a login (anyone who can reach the port sees the page)")
     parser.add_argument("--max-devices", type=int, default=1000, help="devices kept at most (default 1000)")
     parser.add_argument("--store", metavar="FILE|URL",
                         help="history store: an SQLite file (default: dashboard-history.sqlite in the state folder, "
@@ -98,6 +107,18 @@ def mqtt_settings(args: argparse.Namespace) -> MqttConfig:
         raise ValueError(f"mqtt.{where}: {first['msg']}") from None
 
 
+def access_settings(args: argparse.Namespace) -> Access:
+    """Host names served and the login token; ValueError with one line when bound beyond loopback without one."""
+    token = read_token(args.token_file)
+    access = Access(args.bind, set(args.allow_host), token)
+    if not access.loopback_only and token is None and not args.no_auth:
+        raise ValueError(f"--bind {args.bind} serves the page beyond this machine: give a login token "
+                         f"(--token-file FILE or ${TOKEN_ENV}), or --no-auth to serve it to anyone who can reach it")
+    if args.no_auth and token is not None:
+        raise ValueError("--no-auth and a token (--token-file or $" + TOKEN_ENV + ") contradict each other: choose one")
+    return access
+
+
 def open_store(args: argparse.Namespace) -> Store | None:
     """The history store the flags ask for (None with --no-history); ValueError with one line if unusable."""
     if args.no_history:
@@ -122,8 +143,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = mqtt_settings(args)
         if args.max_devices < 1:
             raise ValueError("--max-devices must be at least 1")
+        access = access_settings(args)
         store = open_store(args)
-        dashboard = Dashboard(cfg, args.bind, args.port, Limits(max_devices=args.max_devices), store=store)
+        dashboard = Dashboard(cfg, args.bind, args.port, Limits(max_devices=args.max_devices), store=store,
+                              access=access)
     except ValueError as exc:
         print(f"fer-edge dashboard: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -134,10 +157,12 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with dashboard:
-        if args.bind not in ("127.0.0.1", "localhost", "::1"):
-            log.warning("dashboard reachable from the network on %s:%d: anyone who can reach it sees the "
-                        "emotion data (put it behind a proxy with a login, or bind 127.0.0.1)", args.bind,
-                        dashboard.server.httpd.server_address[1])
+        if not access.loopback_only and access.token is None:
+            log.warning("dashboard reachable from the network on %s:%d WITHOUT a login (--no-auth): anyone who "
+                        "can reach it sees the emotion data", args.bind, dashboard.server.httpd.server_address[1])
+        elif not access.loopback_only:
+            log.info("dashboard reachable from the network on %s:%d with a login (plain HTTP: use it on a trusted "
+                     "network or behind a TLS proxy)", args.bind, dashboard.server.httpd.server_address[1])
         log.info("dashboard at %s (devices under %s/ on %s; history in %s)", dashboard.url, cfg.prefix,
                  dashboard.feed.address, shown(store.url) if store is not None else "nothing (--no-history)")
         print(f"dashboard: {dashboard.url}", flush=True)

@@ -9,11 +9,17 @@
 
 Each page gets its own bounded queue of changes; a page that cannot keep up (its queue is full)
 is disconnected and its EventSource reconnects, starting again from a fresh snapshot, so a slow
-kiosk never makes the server's memory grow.
+kiosk never makes the server's memory grow. When every stream slot is taken, the oldest stream is
+closed to make room: idle connections never lock the page out.
+
+Every request is checked first against :class:`edge.ops.dashboard.access.Access`: an unexpected Host
+name gets 421, a missing or wrong login 401 (only when a token is set). A client that goes away
+mid-request is logged at debug level, never as a traceback.
 """
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections import deque
 from http import HTTPStatus
@@ -23,6 +29,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs
 
 from edge.ops.dashboard import history
+from edge.ops.dashboard.access import Access
 from edge.ops.dashboard.store import Store
 from edge.formatting import compact_json
 
@@ -35,6 +42,7 @@ SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'sel
                                                "frame-ancestors 'none'",
                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 PING_S = 15.0
+REQUEST_TIMEOUT_S = 30.0      # a connection that sends no request (or reads nothing) for this long is closed
 
 
 class Subscriber:
@@ -72,7 +80,7 @@ class Hub:
 
     def __init__(self, max_pages: int = 32, queue_size: int = 5000) -> None:
         self.max_pages, self.queue_size = max_pages, queue_size
-        self._pages: set[Subscriber] = set()
+        self._pages: dict[Subscriber, None] = {}      # in the order they connected
         self._lock = threading.Lock()
 
     def broadcast(self, change: dict[str, Any]) -> None:
@@ -82,22 +90,29 @@ class Hub:
         for page in pages:
             page.put(text)
 
-    def add(self) -> Subscriber | None:
-        """A new page's queue, or None when max_pages are connected."""
+    def add(self) -> Subscriber:
+        """A new page's queue; when max_pages are connected, the oldest stream is closed to make room."""
         with self._lock:
+            oldest = None
             if len(self._pages) >= self.max_pages:
-                return None
+                oldest = next(iter(self._pages))
+                del self._pages[oldest]
             page = Subscriber(self.queue_size)
-            self._pages.add(page)
-            return page
+            self._pages[page] = None
+        if oldest is not None:
+            with oldest.cond:
+                oldest.closed = True         # its thread ends the response; a live page reconnects
+                oldest.cond.notify()
+            log.info("dashboard: %d streams open: closed the oldest to make room", self.max_pages)
+        return page
 
     def remove(self, page: Subscriber) -> None:
         with self._lock:
-            self._pages.discard(page)
+            self._pages.pop(page, None)
 
     def close(self) -> None:
         with self._lock:
-            pages, self._pages = list(self._pages), set()
+            pages, self._pages = list(self._pages), {}
         for page in pages:
             with page.cond:
                 page.closed = True
@@ -123,11 +138,12 @@ class DashboardServer:
     """ThreadingHTTPServer serving the page and the stream; ``snapshot()`` must be taken under ``lock``."""
 
     def __init__(self, host: str, port: int, hub: Hub, snapshot: Callable[[], dict[str, Any]],
-                 lock: threading.Lock, store: Store | None = None) -> None:
+                 lock: threading.Lock, store: Store | None = None, access: Access | None = None) -> None:
         self.hub, self.snapshot, self.lock, self.store = hub, snapshot, lock, store
+        self.access = access or Access(host)
         handler = type("Handler", (_Handler,), {"app": self})
         try:
-            self.httpd = ThreadingHTTPServer((host, port), handler)
+            self.httpd = _QuietServer((host, port), handler)
         except OSError as exc:
             raise OSError(f"dashboard: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         self.httpd.daemon_threads = True
@@ -149,15 +165,30 @@ class DashboardServer:
         self.httpd.server_close()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that went away (reset, broken pipe, timeout) is a debug line, not a traceback on stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("dashboard: %s went away (%s)", client_address[0], type(exc).__name__)
+        else:
+            log.error("dashboard: request from %s failed: %s", client_address[0],
+                      f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+
 class _Handler(BaseHTTPRequestHandler):
     app: DashboardServer
     protocol_version = "HTTP/1.1"
     server_version = "fer-edge-dashboard"
+    timeout = REQUEST_TIMEOUT_S
 
     def log_message(self, format: str, *args: Any) -> None:     # noqa: A002 - the base class's name
         log.debug("%s %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if not self._allowed():
+            return None
         path = self.path.split("?", 1)[0]
         if path == "/events":
             return self._stream()
@@ -175,8 +206,25 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.NOT_FOUND, f"not found: {path}\n".encode(), "text/plain; charset=utf-8")
         self._send(HTTPStatus.OK, body, STATIC_TYPES["." + name.rsplit(".", 1)[1]])
 
-    def _send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
+    def _allowed(self) -> bool:
+        """Host check, then login; answers the request itself when it is refused."""
+        text = "text/plain; charset=utf-8"
+        if not self.app.access.host_ok(self.headers.get("Host")):
+            self.close_connection = True
+            self._send(HTTPStatus.MISDIRECTED_REQUEST, b"this dashboard does not answer to that Host name; "
+                       b"open it by the name it was started for, or start it with --allow-host NAME\n", text)
+            return False
+        if not self.app.access.authorized(self.headers.get("Authorization")):
+            log.warning("dashboard: request from %s without a valid login", self.address_string())
+            self._send(HTTPStatus.UNAUTHORIZED, b"log in: any user name, the dashboard token as password\n", text,
+                       {"WWW-Authenticate": 'Basic realm="fer-edge dashboard", charset="UTF-8"'})
+            return False
+        return True
+
+    def _send(self, status: HTTPStatus, body: bytes, kind: str, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-cache")
@@ -212,9 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self) -> None:
         with self.app.lock:           # no change can slip between the snapshot and the queue
             page = self.app.hub.add()
-            first = compact_json(self.app.snapshot()) if page else ""
-        if page is None:
-            return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many dashboard pages open\n", "text/plain")
+            first = compact_json(self.app.snapshot())
         try:
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", "text/event-stream")
