@@ -11,7 +11,7 @@
 #      wheel are brought up to date in it first when the interpreter's cannot build a wheel).
 #   4. The pinned third-party models (deploy/fetch_models.py) into /var/lib/fer-edge/models.
 #   5. /etc/fer-edge/config.yaml from config.yaml (never overwrites an existing one; validated),
-#      /etc/fer-edge/env for secrets (root only, never overwritten).
+#      /etc/fer-edge/credentials/<NAME> for secrets (root only, loaded by systemd's LoadCredential=).
 #   6. /etc/systemd/system/fer-edge.service; daemon-reload, enable, (re)start.
 # Board specifics and troubleshooting: docs/deploy.md.
 set -euo pipefail
@@ -185,21 +185,28 @@ else
     say "config: $ETC/config.yaml (from config.yaml)"
     install -m 0640 "$SRC/config.yaml" "$ETC/config.yaml"
 fi
-if [ ! -f "$ETC/env" ]; then
-    # Read by systemd (EnvironmentFile=) as root before dropping privileges: root-only is enough.
-    cat >"$ETC/env" <<'EOF'
-# Secrets for fer-edge (KEY=value lines), referenced from config.yaml as ${KEY}.
-# FER_EDGE_MQTT_PASSWORD=
-# FER_EDGE_CONFIG_SECRET=
-EOF
-    chmod 0600 "$ETC/env"
-fi
+# Secrets: one file per secret in $ETC/credentials (root only), handed to the service by systemd's
+# LoadCredential= (never an environment file). An empty file means "not set". Values from an
+# /etc/fer-edge/env of an earlier install are moved over once.
+install -d -m 0700 "$ETC/credentials"
+for name in FER_EDGE_MQTT_PASSWORD FER_EDGE_CONFIG_SECRET; do
+    cred="$ETC/credentials/$name"
+    if [ ! -s "$cred" ]; then
+        value=""
+        if [ -f "$ETC/env" ]; then
+            value=$(sed -n "s/^[[:space:]]*$name=//p" "$ETC/env" | tail -n 1)
+            value=${value%\"}; value=${value#\"}
+        fi
+        ( umask 077; printf '%s' "$value" >"$cred" )
+        if [ -n "$value" ]; then say "secrets: $name moved from $ETC/env to $cred (the unit no longer reads $ETC/env)"; fi
+    fi
+done
 "$VENV/bin/fer-edge" config validate "$ETC/config.yaml"
 # The service writes only its state directory (queue, models, remote config, serials). /etc/fer-edge
-# stays root's: the service may read config.yaml but not replace it, nor the root-only env file.
+# stays root's: the service may read config.yaml but not replace it, nor read the root-only credentials.
 sys chown -R "$USER_NAME:$USER_NAME" /var/lib/fer-edge
 sys chown root:"$USER_NAME" /etc/fer-edge /etc/fer-edge/config.yaml
-sys chown root:root /etc/fer-edge/env
+sys chown -R root:root /etc/fer-edge/credentials
 sys chmod 0750 /etc/fer-edge /var/lib/fer-edge
 sys chmod 0640 /etc/fer-edge/config.yaml
 

@@ -32,11 +32,15 @@ def test_tree_is_complete(installed):
     exe = prefix / "opt/fer-edge/venv/bin/fer-edge"
     assert exe.is_file() and os.access(exe, os.X_OK)
     assert (prefix / "etc/fer-edge/config.yaml").read_bytes() == (ROOT / "config.yaml").read_bytes()
-    env = prefix / "etc/fer-edge/env"
-    assert stat.S_IMODE(env.stat().st_mode) == 0o600           # secrets: root only
+    creds = prefix / "etc/fer-edge/credentials"                # secrets: root only, one file each (issue 25.8)
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o700
+    for name in ("FER_EDGE_MQTT_PASSWORD", "FER_EDGE_CONFIG_SECRET"):
+        assert stat.S_IMODE((creds / name).stat().st_mode) == 0o600
+    assert not (prefix / "etc/fer-edge/env").exists()
     assert (prefix / "var/lib/fer-edge/models").is_dir()
     unit = (prefix / "etc/systemd/system/fer-edge.service").read_text()
     assert f"ExecStart={prefix}/opt/fer-edge/venv/bin/fer-edge run --config {prefix}/etc/fer-edge/config.yaml" in unit
+    assert f"LoadCredential=FER_EDGE_MQTT_PASSWORD:{creds}/FER_EDGE_MQTT_PASSWORD" in unit
     # board specifics and the steps that need root are printed, not run
     assert "would run: apt-get install -y --no-install-recommends python3-venv python3-pip python3-picamera2" in out
     assert "would run: useradd --system" in out and "would run: systemctl enable fer-edge.service" in out

@@ -75,3 +75,26 @@ def test_systemd_analyze_security_rates_it_at_most_3(tmp_path):
     print(f"\nsystemd-analyze security: exposure {score} {match.group(2)} (limit {MAX_EXPOSURE}); "
           f"not set: {', '.join(worst)}")
     assert score <= MAX_EXPOSURE
+
+
+def test_secrets_come_as_credentials_and_the_unit_keeps_what_a_camera_needs():
+    """Issue 25.8: LoadCredential= instead of an environment file; tightened where the camera stack allows."""
+    d = directives(UNIT.read_text())
+    assert "EnvironmentFile" not in d
+    creds = {v.split(":", 1)[0]: v.split(":", 1)[1] for v in d["LoadCredential"]}
+    assert creds == {n: f"/etc/fer-edge/credentials/{n}" for n in ("FER_EDGE_MQTT_PASSWORD", "FER_EDGE_CONFIG_SECRET")}
+    assert d["UMask"] == ["0077"] and d["PrivateUsers"] == ["yes"]
+    # kept on purpose: /proc/cpuinfo for TFLite's XNNPACK, netlink for libcamera's udev, the network for MQTT/RTSP
+    assert "ProcSubset" not in d and "PrivateNetwork" not in d
+    assert set(d["RestrictAddressFamilies"][0].split()) == {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"}
+
+
+@needs_analyze
+def test_exposure_is_at_most_1_3(tmp_path):
+    """Issue 25.8: 1.5 before (EnvironmentFile, UMask=0027, no PrivateUsers), 1.3 after."""
+    unit = tmp_path / "fer-edge.service"
+    shutil.copy(UNIT, unit)
+    res = subprocess.run([ANALYZE, "security", "--offline=true", "--no-pager", str(unit)], capture_output=True,
+                         text=True, timeout=60)
+    match = re.search(r"Overall exposure level for fer-edge\.service: (\d+(?:\.\d+)?)", res.stdout)
+    assert match and float(match.group(1)) <= 1.3, res.stdout[-1500:]

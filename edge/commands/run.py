@@ -14,6 +14,7 @@ import logging
 import sys
 
 from edge.config import default_path
+from edge.service.credentials import import_credentials
 from edge.service.supervisor import Service
 
 
@@ -31,4 +32,5 @@ def run(args: argparse.Namespace) -> int:
     # stderr goes to the journal under systemd, which adds its own timestamps
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    import_credentials()            # systemd's LoadCredential= secrets, before the config reads ${VAR}
     return Service(args.config or default_path(), demo=args.demo).run()
