@@ -27,7 +27,7 @@ from edge.ops.dashboard.access import TOKEN_ENV, Access, read_token
 from edge.ops.dashboard.app import Dashboard
 from edge.ops.dashboard.model import Limits
 from edge.ops.dashboard.store import Store, is_postgres, shown
-from edge.publish.queue import default_queue_path
+from edge.state_dir import state_dir
 from edge.exitcodes import EXIT_MODEL, EXIT_OK, EXIT_USAGE
 
 
