@@ -2,6 +2,8 @@
 
     python bench/compare_events.py BEFORE [AFTER]      # AFTER: the working tree (default)
 
+Besides the videos, ``fer-edge run --demo`` (the built-in demo clip) runs under each profile too.
+
 Each revision is checked out with ``git worktree add`` into a temporary folder and run with its
 own PYTHONPATH (``python -m edge.cli run``), so the two never share code. Both runs use the same
 explicit config (``bench/compare_events.yaml``: the shipped config.yaml of the restructure's base,
@@ -65,15 +67,19 @@ def config_for(profile: str, model: Path, card: Path, out: Path) -> Path:
     return path
 
 
+DEMO = Path("run --demo")       # stands for `fer-edge run --demo` among the videos
+
+
 def run_events(tree: Path, config: Path, video: Path, state: Path) -> list[dict]:
-    """`fer-edge run` from TREE on VIDEO; the events it printed."""
-    env = dict(os.environ, PYTHONPATH=str(tree), FER_EDGE_SOURCE=str(video),
+    """`fer-edge run` from TREE on VIDEO (DEMO: with --demo); the events it printed."""
+    env = dict(os.environ, PYTHONPATH=str(tree), FER_EDGE_SOURCE="0" if video == DEMO else str(video),
                STATE_DIRECTORY=str(state), PYTHONDONTWRITEBYTECODE="1")
     origin = subprocess.run([sys.executable, "-c", "import edge; print(edge.__file__)"], env=env, cwd=tree,
                             check=True, capture_output=True, text=True).stdout.strip()
     if not origin.startswith(str(tree)):
         raise SystemExit(f"compare_events: edge was imported from {origin}, not from {tree}")
-    proc = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], env=env, cwd=tree,
+    demo = ["--demo"] if video == DEMO else []
+    proc = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(config), *demo], env=env, cwd=tree,
                           capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise SystemExit(f"compare_events: run in {tree} on {video.name} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
@@ -105,9 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("before", help="git revision to compare against (e.g. the pre-restructure commit)")
     parser.add_argument("after", nargs="?", default=None, help="git revision (default: the working tree)")
-    parser.add_argument("--video", action="append", default=None, help="video file (default: both shared videos)")
+    parser.add_argument("--video", action="append", default=None,
+                        help="video file (default: both shared videos and the demo)")
     args = parser.parse_args(argv)
-    videos = [Path(v) for v in args.video] if args.video else sorted(VIDEOS.glob("*.mp4"))
+    videos = [Path(v) for v in args.video] if args.video else [DEMO, *sorted(VIDEOS.glob("*.mp4"))]
     if not videos:
         print(f"compare_events: no videos in {VIDEOS}", file=sys.stderr)
         return 2
@@ -130,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 for video in videos:
                     runs = []
                     for name, tree in (("before", before), ("after", after)):
-                        state = tmp_path / f"state-{name}-{profile}-{video.stem}"
+                        state = tmp_path / f"state-{name}-{profile}-{video.stem.replace(' ', '_')}"
                         state.mkdir()
                         runs.append(normalise(run_events(tree, config, video, state)))
                     diff = [(i, a, b) for i, (a, b) in enumerate(zip(*runs)) if a != b]

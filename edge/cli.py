@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("edge.commands.detect", "find faces and emotions in images or folders; one JSON line per face"),
     "run": ("edge.commands.run", "run the continuous loop from the configured source and publish events"),
     "recognize": ("edge.commands.recognize", "live annotated preview (window or MJPEG); --events prints events"),
-    "eval": ("edge.commands.eval", "measure an emotion model on the FER+ test split (from a checkout)"),
+    "eval": ("edge.commands.eval", "measure an emotion model on the FER+ test split (--data: the shared data folder)"),
     "eval-faces": ("edge.commands.eval_faces", "measure the whole pipeline on labelled full photographs"),
     "config": ("edge.commands.config", "validate a config file or print its JSON Schema"),
     "dashboard": ("edge.ops.dashboard.command", "serve the live web dashboard of every device under the MQTT prefix"),

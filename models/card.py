@@ -14,7 +14,8 @@ from pathlib import Path
 
 from edge.config.model import SHIPPED_MODEL
 from edge.interpreter import interpreter_class, open_interpreter, sha256_file
-from models import evaluate, ferplus
+from edge.evaluation import fer as evaluate
+from models import ferplus
 
 MODELS_DIR = Path(__file__).resolve().parent
 SHIPPED_NAME = "fer_emotion_int8"

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from edge.classify import prior_weights
+from edge.evaluation.taiwanese import LABEL_MAP as TAIWAN_CLASSES
 from models import ferplus
 
-TAIWAN_CLASSES = {"neutral": "neutral", "happy": "happiness", "sad": "sadness", "angry": "anger",
-                  "disgust": "disgust", "fear": "fear", "surprise": "surprise"}
 
 
 def default_dataset() -> Path:

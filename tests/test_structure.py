@@ -196,6 +196,21 @@ def test_operator_tools_import_only_the_shared_contracts():
     assert not found, "edge/ops/ imports more than the shared contracts:\n" + "\n".join(found)
 
 
+def test_the_runtime_stands_alone():
+    # nothing under edge/ imports, or puts on sys.path, the training code, the benchmarks or the tests
+    found = []
+    for name, path in MODULES.items():
+        if not name.startswith("edge"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            found += [f"{name} imports {n}" for n in names if n.split(".")[0] in ("models", "bench", "tests", "conftest")]
+    found += [f"{p.relative_to(REPO)} changes sys.path" for name, p in MODULES.items()
+              if name.startswith("edge") and "sys.path" in p.read_text()]
+    assert not found, "\n".join(found)
+
+
 def test_the_layers_are_written_in_docs():
     text = (REPO / "docs" / "structure.md").read_text()
     for name, prefixes in LAYERS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,3 +70,47 @@ def test_installed_fer_edge_run_publishes_classified_events(target, tmp_path):
     events = [json.loads(line) for line in res.stdout.splitlines()]
     appeared = [e for e in events if e["type"] == "face_appeared"]
     assert appeared and appeared[0]["device"] == "wheel" and appeared[0]["label"], res.stdout[:500]
+
+
+def _readme_commands() -> list[tuple[str, str]]:
+    """(command, the row's command cell) for each row of the README's command table."""
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("## Commands"):].split("\n\n")[1]
+    rows = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| `fer-edge ")]
+    return [(re.match(r"\| `fer-edge ([a-z-]+)", row).group(1), row) for row in rows]
+
+
+def _help(target: Path, cwd: Path, *words: str) -> str:
+    res = subprocess.run([str(target / "bin" / "fer-edge"), *words, "--help"], env=_env(target), cwd=cwd,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, f"fer-edge {' '.join(words)} --help: {res.stderr[-1500:]}"
+    return res.stdout
+
+
+def test_every_readme_command_answers_help_with_the_options_it_documents(target, tmp_path):
+    # run from an empty folder: nothing of the checkout is reachable, only the installed package
+    commands = _readme_commands()
+    assert {c for c, _ in commands} >= {"run", "detect", "recognize", "eval", "eval-faces", "dashboard", "fleet",
+                                        "config"}, commands
+    for command, row in commands:
+        text = _help(target, tmp_path, command)
+        for sub in re.findall(r"^    ([a-z][a-z-]*)(?:\s|$)", text.split("positional arguments:")[-1].split("options:")[0],
+                              re.M):               # the actions of `config`, `fleet`
+            text += _help(target, tmp_path, command, sub)
+        documented = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-[a-z])\b", row))
+        missing = sorted(o for o in documented if not re.search(rf"(?<![\w-]){o}\b", text))
+        assert not missing, f"`fer-edge {command}`: the README gives {missing}, its --help does not"
+
+
+def test_installed_eval_lists_the_model_argument_and_png_and_names_the_data_it_looked_for(target, tmp_path):
+    text = _help(target, tmp_path, "eval")
+    assert re.search(r"^\s+model\s", text, re.M) and "--png" in text and "--data" in text, text
+    res = subprocess.run([str(target / "bin" / "fer-edge"), "eval", "--limit", "5", "--no-latency"],
+                         env=_env(target), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    looked = (tmp_path.parent / "shared" / "data" / "ferplus" / "ferplus_eval.npz").resolve()
+    assert res.returncode == 3 and f"FER+ archive not found: {looked} (give the shared data folder with --data DIR)" \
+        in res.stderr, res.stderr
+    res = subprocess.run([str(target / "bin" / "fer-edge"), "eval-faces", "--data", "elsewhere"],
+                         env=_env(target), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and str(tmp_path / "elsewhere" / "faces" / "taiwanese_fed" / "labels.csv") \
+        in res.stderr and "site-packages" not in res.stderr, res.stderr

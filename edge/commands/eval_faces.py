@@ -1,6 +1,7 @@
 """`fer-edge eval-faces`: the whole pipeline (detect -> align -> classify) on labelled full photographs.
 
     fer-edge eval-faces                                  # ../shared/data/faces/taiwanese_fed, all 1,232
+    fer-edge eval-faces --data /srv/data                 # the shared data folder elsewhere
     fer-edge eval-faces --detector haar                  # the same with the Haar detector
     fer-edge eval-faces --split tune --json report.json  # half of the performers only
     fer-edge eval-faces --prior-correction 0.75          # scores divided by the training prior^0.75
@@ -20,7 +21,6 @@ Exit codes: 0 done; 1 some photographs could not be read; 2 usage error or no la
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -30,31 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from edge.commands.detect import add_pipeline_arguments, analyzer_from_args, sections_from_args
+from edge.evaluation.data import add_data_argument, missing
+from edge.evaluation.taiwanese import LABEL_MAP, Sample, default_dataset, load_samples
 from edge.exitcodes import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
 from edge.face_analyzer import FaceAnalyzer
 from edge.sources import SourceError, read_image
-
-#: The project's shared data beside the checkout (../shared/data), where CI has it too.
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-
-#: Taiwanese facial expression database labels -> the model's (FER+) class names.
-LABEL_MAP = {"neutral": "neutral", "happy": "happiness", "sad": "sadness", "angry": "anger",
-             "disgust": "disgust", "fear": "fear", "surprise": "surprise"}
-
-
-def default_dataset() -> Path:
-    """``../shared/data/faces/taiwanese_fed`` beside the checkout."""
-    return SHARED_DATA / "faces" / "taiwanese_fed"
-
-
-@dataclass
-class Sample:
-    path: Path
-    label: str            # model class name of the posed label
-    rated: str | None     # model class name of the observers' majority rating, where mappable
-    performer: str
-    intensity: float | None = None   # observers' mean rated intensity of the expression, where given
-
 
 @dataclass
 class FacesReport:
@@ -113,26 +93,6 @@ class FacesReport:
         lines += ["", "mean ms per photograph: " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_ms.items())
                   + f"; {self.seconds:.1f} s in all"]
         return "\n".join(lines)
-
-
-def load_samples(dataset: Path, split: str = "all") -> list[Sample]:
-    """The labelled photographs of ``dataset``/labels.csv in the given performer split."""
-    with open(dataset / "labels.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    samples = []
-    for r in rows:
-        if r["label"] not in LABEL_MAP:
-            continue
-        odd = int(r["performer"]) % 2 == 1
-        if (split == "tune" and not odd) or (split == "test" and odd):
-            continue
-        try:
-            intensity: float | None = float(r.get("rated_intensity") or "")
-        except ValueError:          # blank or not a number
-            intensity = None
-        samples.append(Sample(dataset / r["path"], LABEL_MAP[r["label"]], LABEL_MAP.get(r.get("rated_label", "")),
-                              r["performer"], intensity))
-    return samples
 
 
 def evaluate(analyzer: FaceAnalyzer, samples: list[Sample], dataset: str = "", split: str = "all",
@@ -205,7 +165,8 @@ def _tally_intensity(bands: dict[str, list[int]], s: Sample, ok: bool) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Dataset folder, split, limit, JSON output, pipeline options."""
     parser.add_argument("dataset", nargs="?", type=Path, default=None,
-                        help="folder with labels.csv and the photographs (default: ../shared/data/faces/taiwanese_fed)")
+                        help="folder with labels.csv and the photographs (default: DATA/faces/taiwanese_fed)")
+    add_data_argument(parser)
     parser.add_argument("--split", choices=("all", "tune", "test"), default="all",
                         help="performers: all, tune (odd numbers) or test (even numbers)")
     parser.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N photographs (0: all)")
@@ -219,10 +180,10 @@ def run(args: argparse.Namespace) -> int:
     sections, code = sections_from_args(args, "fer-edge eval-faces")   # option errors first, before any file is read
     if sections is None:
         return code
-    dataset = args.dataset or default_dataset()
+    dataset = args.dataset or default_dataset(args.data)
     if not (dataset / "labels.csv").is_file():
-        print(f"fer-edge eval-faces: {dataset / 'labels.csv'} not found (expected ../shared/data beside the "
-              "checkout, or pass the dataset folder)", file=sys.stderr)
+        print("fer-edge eval-faces: " + missing(dataset / "labels.csv", "labels.csv", "give the shared data folder "
+                                                "with --data DIR, or the dataset folder"), file=sys.stderr)
         return EXIT_USAGE
     samples = load_samples(dataset, args.split)
     if args.limit:
@@ -242,4 +203,4 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_FAILED if report.unreadable else EXIT_OK
 
 
-__all__ = ["LABEL_MAP", "FacesReport", "evaluate", "load_samples", "EXIT_MODEL"]
+__all__ = ["LABEL_MAP", "FacesReport", "Sample", "default_dataset", "evaluate", "load_samples", "EXIT_MODEL"]
