@@ -19,10 +19,11 @@ def build_student(widths: tuple[int, ...] = DEFAULT_WIDTHS, dropout: float = 0.4
     ``batchnorm=False`` gives biased convolutions instead of conv+BN: the shape of a converted
     model whose BN was folded (models.warmstart).
 
-    Input: float pixel values 0..255, shape (48, 48, 1); output: 8 logits (no softmax).
+    Input: float pixel values 0..255, shape (48, 48, 1); output: 8 logits (no softmax). Plain Keras 3:
+    builds under any backend (TensorFlow here, PyTorch on a GPU machine); the weights files are the same.
     """
-    import tensorflow as tf
-    from tensorflow.keras import layers
+    import keras
+    from keras import layers
 
     inp = layers.Input((INPUT_SIZE, INPUT_SIZE, 1), name="pixels")
     x = layers.Rescaling(1.0 / 255.0)(inp)
@@ -37,27 +38,27 @@ def build_student(widths: tuple[int, ...] = DEFAULT_WIDTHS, dropout: float = 0.4
             x = layers.Dropout(0.1 * i)(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    logits = layers.Dense(len(ferplus.CLASSES), name="logits")(x)
-    return tf.keras.Model(inp, logits, name=name)
+    logits = layers.Dense(len(ferplus.CLASSES), name="logits", dtype="float32")(x)   # float32 under mixed precision too
+    return keras.Model(inp, logits, name=name)
 
 
 def count_macs(model) -> int:
     """Multiply-accumulates of one forward pass of one face (convolutions and dense layers)."""
-    import tensorflow as tf
+    import keras
 
     total = 0
     for layer in model.layers:
-        if isinstance(layer, tf.keras.Model):
+        if isinstance(layer, keras.Model):
             total += count_macs(layer)
-        elif isinstance(layer, tf.keras.layers.DepthwiseConv2D):
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
             _, h, w, c = layer.output.shape
             kh, kw = layer.kernel_size
             total += h * w * c * kh * kw
-        elif isinstance(layer, tf.keras.layers.Conv2D):
+        elif isinstance(layer, keras.layers.Conv2D):
             _, h, w, c = layer.output.shape
             kh, kw = layer.kernel_size
             cin = layer.input.shape[-1]
             total += h * w * c * kh * kw * cin // layer.groups
-        elif isinstance(layer, tf.keras.layers.Dense):
+        elif isinstance(layer, keras.layers.Dense):
             total += int(layer.input.shape[-1]) * layer.units
     return int(total)

@@ -219,6 +219,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--recipe" or a.startswith("--recipe=") for a in argv):   # the one-command recipes (3.0 on)
+        from models import recipe
+
+        return recipe.main(argv)
     args = parse_args(argv)
     log = train(args)
     print(f"best epoch {log['best']['epoch']}: val {log['best']['val_acc']:.4f} "

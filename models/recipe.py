@@ -1,0 +1,290 @@
+"""One recipe, one command: every step that makes a shipped model, from a committed YAML file.
+
+    python -m models.train --recipe models/recipes/3.0.yaml [--resume] [--time-budget MIN] [--ship]
+
+Steps, each skipped when its output exists and ``--resume`` is given:
+
+1. ``pack``: the training pack (models.pack): FER+ training and validation faces, CK+, and the
+   teachers' soft labels (computed once, cached);
+2. one step per ``stages:`` entry (models.fit), each of its ``variants`` trained in turn, or side
+   by side with ``--parallel N``; the variant with the best validation score is the stage's winner;
+3. ``prior``: the prior-correction strength tau, the only scalar chosen on the odd-numbered
+   Taiwanese performers, among taus within ``prior.floor`` of tau 0 on FER+ validation;
+4. ``export``: int8 and float TFLite with tau in the output bias (models.export);
+5. ``ship`` (with ``--ship``): evaluation on held-out data, the card, install into edge/model/.
+
+The training stages run under any Keras 3 backend; export needs TensorFlow (the ``train`` extra).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from models import fit, pack
+
+STEPS = ("pack", "stages", "prior", "export", "ship")
+_TOP_KEYS = {"name", "version", "seed", "teachers", "stages", "prior", "export"}
+
+
+@dataclass
+class Recipe:
+    """A parsed recipe file."""
+
+    path: Path
+    name: str
+    version: str
+    seed: int
+    stages: list[fit.Stage]
+    variants: dict[str, list[dict]]
+    prior: dict
+    export: dict
+
+    def candidates(self, stage: fit.Stage) -> list[tuple[str, fit.Stage]]:
+        """(folder name, stage) of each variant: the stage as written first, then each override."""
+        out = [(stage.name if not self.variants.get(stage.name) else f"{stage.name}@0", stage)]
+        for i, over in enumerate(self.variants.get(stage.name, []), start=1):
+            merged = _merge(fit.stage_dict(stage), over)
+            out.append((f"{stage.name}@{i}", fit.Stage.from_dict(merged)))
+        return out
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "weights" else v
+    return out
+
+
+def load(path: Path) -> Recipe:
+    """Parse and check a recipe file; unknown keys are errors that name the file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: not a readable recipe ({exc})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("stages"), list) or not raw["stages"]:
+        raise ValueError(f"{path}: a recipe needs a 'stages:' list")
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    stages, variants = [], {}
+    for entry in raw["stages"]:
+        entry = dict(entry)
+        over = entry.pop("variants", None) or []
+        try:
+            st = fit.Stage.from_dict(entry)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        stages.append(st)
+        variants[st.name] = over
+    names = [s.name for s in stages]
+    for st in stages:
+        if st.kd_from and st.kd_from not in names[: names.index(st.name)]:
+            raise ValueError(f"{path}: stage {st.name!r} distils from {st.kd_from!r}, which is not an earlier stage")
+    return Recipe(path, str(raw.get("name", "fer-edge-emotion")), str(raw.get("version", "0.0.0")),
+                  int(raw.get("seed", 7)), stages, variants, raw.get("prior") or {}, raw.get("export") or {})
+
+
+def _finished(folder: Path) -> bool:
+    log = folder / "log.json"
+    return log.exists() and json.loads(log.read_text()).get("finished", False)
+
+
+def winner(run: Path, recipe: Recipe, stage: fit.Stage) -> tuple[str, fit.Stage, dict]:
+    """The variant of a finished stage with the best validation score: (folder, stage, its best epoch)."""
+    best = None
+    for folder, st in recipe.candidates(stage):
+        log_path = run / folder / "log.json"
+        if not log_path.exists():
+            continue
+        row = json.loads(log_path.read_text())["best"]
+        if row and (best is None or row["score"] > best[2]["score"]):
+            best = (folder, st, row)
+    if best is None:
+        raise FileNotFoundError(f"stage {stage.name!r} has no trained variant under {run}")
+    return best
+
+
+def train_stages(recipe: Recipe, run: Path, pack_dir: Path, *, resume: bool, budget_s: float, parallel: int,
+                 workers: int, only: str | None = None, limit_val: int = 0) -> None:
+    """Train every stage (or only ``only``, e.g. one variant in a child process)."""
+    the_pack = pack.read(pack_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    for st in recipe.stages:
+        cands = recipe.candidates(st)
+        stage_budget = budget_s * st.share if budget_s else 0.0
+        todo = [(f, s) for f, s in cands if (only is None or f == only) and not (resume and _finished(run / f))]
+        if todo and only is None and parallel > 1 and len(todo) > 1:
+            _train_side_by_side(recipe, run, pack_dir, todo, resume, stage_budget, max(1, workers // len(todo)),
+                                limit_val)
+        elif todo:
+            kd_net = _kd_net(recipe, run, st)
+            share = stage_budget if only is not None else stage_budget / max(1, len(todo))
+            for folder, cand in todo:
+                fit.run_stage(cand, the_pack, run / folder, seed=recipe.seed, kd_net=kd_net, time_budget_s=share,
+                              resume=resume, workers=workers, limit_val=limit_val)
+        if only is None:
+            folder, _, row = winner(run, recipe, st)
+            (run / f"{st.name}.winner.json").write_text(json.dumps({"variant": folder, "best": row}, indent=2))
+            print(f"stage {st.name}: winner {folder} (FER+ val {row['val_acc']:.4f}, CK+ val {row['ck_val_acc']:.4f}, "
+                  f"score {row['score']:.4f})", flush=True)
+        elif any(f == only for f, _ in cands):
+            return
+
+
+def _kd_net(recipe: Recipe, run: Path, st: fit.Stage):
+    """The winner of the stage ``st`` distils from, or None (then the stage trains without it)."""
+    if not st.kd_from:
+        return None
+    kd_stage = next(s for s in recipe.stages if s.name == st.kd_from)
+    try:
+        folder, kd_st, _ = winner(run, recipe, kd_stage)
+        return fit.load_net(kd_st, run / folder / "best.weights.h5")
+    except (FileNotFoundError, OSError, ValueError) as exc:   # a failed teacher must not cost the student
+        print(f"stage {st.name}: no {st.kd_from} to distil from ({exc}); training without it", flush=True)
+        return None
+
+
+def _train_side_by_side(recipe: Recipe, run: Path, pack_dir: Path, todo, resume: bool, budget_s: float,
+                        workers: int, limit_val: int) -> None:
+    import keras
+
+    policy = keras.config.dtype_policy().name
+    precision = policy if policy != "float32" else None
+    """Each variant in its own process (a GPU is mostly idle under one small network's Python loop)."""
+    procs = []
+    for folder, _ in todo:
+        cmd = [sys.executable, "-m", "models.train", "--recipe", str(recipe.path), "--run", str(run),
+               "--steps", "stages", "--only", folder, "--pack", str(pack_dir),
+               "--time-budget", str(budget_s / 60.0), "--workers", str(workers)]
+        cmd += ["--resume"] if resume else []
+        cmd += ["--val-limit", str(limit_val)] if limit_val else []
+        cmd += ["--precision", precision] if precision else []
+        log = open(run / f"{folder}.stdout.log", "w")
+        procs.append((folder, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())))
+    for folder, proc in procs:
+        if proc.wait() != 0:
+            print(f"variant {folder} failed (exit {proc.returncode}); see {run / (folder + '.stdout.log')}", flush=True)
+
+
+def choose_prior(recipe: Recipe, run: Path, data_dir: Path, net) -> dict:
+    """tau: best on the odd-numbered Taiwanese performers, within prior.floor of tau 0 on FER+ validation."""
+    from models import ferplus, taiwanese
+    from models.card import training_prior
+    from models.soup import KerasScores
+
+    prior = np.array([training_prior(data_dir)[c] for c in ferplus.CLASSES], np.float32)
+    va = ferplus.load_split("valid", data_dir)
+    x_val, y_val = ferplus.majority_subset(va)
+    val_scores = KerasScores(net).scores(list(x_val))
+    photos = taiwanese.load_photos(data_dir / "faces" / "taiwanese_fed")
+    saved = taiwanese.TAUS
+    taus = tuple(float(t) for t in recipe.prior.get("taus", saved))
+    taiwanese.TAUS = taus
+    try:
+        tau = taiwanese.tune_prior(KerasScores(net), photos, prior, valid=(val_scores, y_val),
+                                   max_valid_drop=float(recipe.prior.get("floor", 0.01)))
+    finally:
+        taiwanese.TAUS = saved
+    return {"tau": tau, "taus": list(taus), "floor": recipe.prior.get("floor", 0.01),
+            "rule": "best accuracy on the odd-numbered Taiwanese performers among taus whose FER+ validation "
+                    "accuracy is at most `floor` below tau 0's"}
+
+
+def export_step(recipe: Recipe, run: Path, data_dir: Path, tau: float) -> dict[str, Path]:
+    """int8 and float TFLite of the last stage's winner with tau in the output bias (needs TensorFlow)."""
+    from models import export
+    from models.card import base_card
+
+    last = recipe.stages[-1]
+    folder, st, row = winner(run, recipe, last)
+    net = fit.load_net(st, run / folder / "best.weights.h5")
+    if tau:
+        export.fold_prior_correction(net, tau, data_dir)
+    model = export.inference_model(net, ("id",))
+    paths = {"float": run / "model_float.tflite", "int8": run / "model_int8.tflite"}
+    paths["float"].write_bytes(export.convert(model, int8=False))
+    reps = export.representative_images(data_dir, n=int(recipe.export.get("calibration_faces", 500)))
+    paths["int8"].write_bytes(export.convert(model, int8=True, representative=reps))
+    for path in paths.values():
+        path.with_suffix(".json").write_text(json.dumps(base_card(path, ("id",)), indent=2))
+    print(f"exported {paths['int8']} ({paths['int8'].stat().st_size / 1e6:.2f} MB) from {folder}, tau {tau}", flush=True)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m models.train --recipe FILE``: every step of a recipe (see the module docstring)."""
+    import argparse
+
+    from models import ferplus, teachers
+
+    p = argparse.ArgumentParser(prog="python -m models.train --recipe FILE", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", type=Path, required=True, help="recipe file, e.g. models/recipes/3.0.yaml")
+    p.add_argument("--run", type=Path, default=None, help="run folder (default models/runs/<recipe name>)")
+    p.add_argument("--data", type=Path, default=ferplus.default_data_dir(), help="shared data folder (../shared/data)")
+    p.add_argument("--teachers", type=Path, default=None, help="folder with the teacher files (else fetched, pinned)")
+    p.add_argument("--pack", type=Path, default=None, help="training pack folder (default RUN/pack; built if missing)")
+    p.add_argument("--steps", default="pack,stages,prior,export", help=f"comma-separated, of {', '.join(STEPS)}")
+    p.add_argument("--ship", action="store_true", help="also evaluate, write the card and install into edge/model/")
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its last finished epoch")
+    p.add_argument("--time-budget", type=float, default=0.0, metavar="MINUTES",
+                   help="training time for all stages together (each stage gets its share; 0: by epochs)")
+    p.add_argument("--parallel", type=int, default=1, help="train a stage's variants side by side (GPU machines)")
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    p.add_argument("--only", default=None, help=argparse.SUPPRESS)     # one variant, in a child process
+    p.add_argument("--limit", type=int, default=0, help="tiny runs: first N FER+ faces only")
+    p.add_argument("--val-limit", type=int, default=0, help="tiny runs: first N FER+ validation faces only")
+    p.add_argument("--tau", type=float, default=None, help="skip the prior step and use this tau")
+    p.add_argument("--precision", default=None, help="Keras dtype policy for training, e.g. mixed_bfloat16 on a GPU")
+    args = p.parse_args(argv)
+    if args.precision:
+        import keras
+
+        keras.config.set_dtype_policy(args.precision)
+    try:
+        recipe = load(args.recipe)
+    except ValueError as exc:
+        print(f"models.train: {exc}", file=sys.stderr)
+        return 2
+    steps = set(args.steps.split(",")) | ({"ship"} if args.ship else set())
+    bad = steps - set(STEPS)
+    if bad:
+        print(f"models.train: unknown step(s) {', '.join(sorted(bad))} (steps: {', '.join(STEPS)})", file=sys.stderr)
+        return 2
+    run = args.run or Path("models/runs") / f"{recipe.name}-{recipe.version}"
+    run.mkdir(parents=True, exist_ok=True)
+    pack_dir = args.pack or run / "pack"
+    if "pack" in steps and not (pack_dir / "pack.json").exists():
+        pack.write(pack_dir, args.data, args.teachers, teachers.CACHE_DIR, limit=args.limit)
+    if "stages" in steps:
+        train_stages(recipe, run, pack_dir, resume=args.resume, budget_s=60 * args.time_budget,
+                     parallel=args.parallel, workers=args.workers, only=args.only,
+                     limit_val=args.val_limit)
+        if args.only:
+            return 0
+    tau = args.tau
+    if "prior" in steps and tau is None:
+        last = recipe.stages[-1]
+        folder, st, _ = winner(run, recipe, last)
+        chosen = choose_prior(recipe, run, args.data, fit.load_net(st, run / folder / "best.weights.h5"))
+        (run / "prior.json").write_text(json.dumps(chosen, indent=2))
+        tau = chosen["tau"]
+    elif tau is None and (run / "prior.json").exists():
+        tau = json.loads((run / "prior.json").read_text())["tau"]
+    paths = None
+    if "export" in steps:
+        paths = export_step(recipe, run, args.data, float(tau or 0.0))
+    if "ship" in steps:
+        from models import card
+
+        paths = paths or {"float": run / "model_float.tflite", "int8": run / "model_int8.tflite"}
+        card.ship_recipe(recipe, run, paths, args.data, float(tau or 0.0))
+    return 0
