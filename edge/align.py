@@ -33,6 +33,7 @@ def eye_geometry(det: Detection, cfg: AlignConfig) -> tuple[float, float, float,
 
 def alignment_matrix(det: Detection, cfg: AlignConfig, size: int | None = None) -> np.ndarray:
     """The 2x3 affine matrix taking frame pixels to crop pixels (crop side ``size``, default cfg.size)."""
+    cfg = cfg.framed()
     size = size or cfg.size
     cx, cy, dist, roll = eye_geometry(det, cfg)
     scale = cfg.eye_distance * size / dist
@@ -51,7 +52,7 @@ def align_face(image: np.ndarray, det: Detection, cfg: AlignConfig | None = None
     """
     import cv2  # kept out of module import: config loading must not load OpenCV
 
-    cfg = cfg or AlignConfig()
+    cfg = (cfg or AlignConfig()).framed()      # unset framing: the FER+ default (FaceAnalyzer fills in the card's)
     size = cfg.size
     scale = cfg.eye_distance * size / max(eye_geometry(det, cfg)[2], 1e-6)
     factor = int(min(4, max(1, math.floor(1 / scale)))) if scale < 0.5 else 1

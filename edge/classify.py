@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
+from edge.config.align import AlignConfig
 from edge.config.model import SHIPPED_MODEL, ModelConfig
 from edge.interpreter import ModelError, open_interpreter, sha256_file
 from edge.types import Classification
@@ -25,6 +27,8 @@ class ModelCard:
     pixel_scale: float       # x = pixel * pixel_scale + pixel_offset, before input quantization
     pixel_offset: float
     raw: dict[str, Any]
+    eye_y: float | None = None           # preprocessing.framing: how the training crops were framed (edge/align.py)
+    eye_distance: float | None = None
 
     @property
     def class_prior(self) -> np.ndarray | None:
@@ -40,13 +44,26 @@ class ModelCard:
         try:
             d = json.loads(Path(path).read_text())
             pre = d["preprocessing"]
-            return cls(name=d["name"], version=d["version"], sha256=d["sha256"], classes=tuple(d["classes"]),
+            framing = _framing(Path(path), pre.get("framing") or {})
+            card = cls(name=d["name"], version=d["version"], sha256=d["sha256"], classes=tuple(d["classes"]),
                        input_size=int(d["input"]["size"]), channels=int(d["input"]["channels"]),
-                       pixel_scale=float(pre["pixel_scale"]), pixel_offset=float(pre["pixel_offset"]), raw=d)
+                       pixel_scale=float(pre["pixel_scale"]), pixel_offset=float(pre["pixel_offset"]), raw=d,
+                       eye_y=framing.eye_y, eye_distance=framing.eye_distance)
         except FileNotFoundError:
             raise ModelError(f"model card not found: {path} (every model needs its card beside it)") from None
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"model card {path} is unreadable or incomplete: {exc!r}") from None
+        return card
+
+
+def _framing(path: Path, framing: dict[str, Any]) -> AlignConfig:
+    """A card's ``preprocessing.framing`` checked with the align section's bounds; ModelError in one line."""
+    try:
+        return AlignConfig(**{k: v for k, v in framing.items() if k in ("eye_y", "eye_distance")})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ModelError(f"model card {path}: preprocessing.framing.{key}: {err['msg']}") from None
 
 
 def prior_weights(prior: np.ndarray, tau: float) -> np.ndarray:

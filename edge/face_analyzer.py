@@ -57,11 +57,14 @@ class FaceAnalyzer:
     def __init__(self, cfg: AnalyzerSections | None = None, *, detector: FaceDetector | None = None,
                  model: EmotionModel | None = None, classify: bool = True) -> None:
         self.sections: AnalyzerSections = cfg if cfg is not None else PipelineSections()
-        self.align_cfg: AlignConfig = self.sections.align
         self.detector: FaceDetector | None = detector if detector is not None else make_detector(self.sections.detector)
         if model is None and classify:
             model = EmotionModel.from_config(self.sections.model)
         self.model = model
+        # the crops are framed as the model was trained (its card), unless the align section says otherwise
+        card = model.card if model is not None else None
+        self.align_cfg: AlignConfig = self.sections.align.framed(card.eye_y if card else None,
+                                                                 card.eye_distance if card else None)
         self.clock = StageClock()
     @property
     def detector_id(self) -> str:

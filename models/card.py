@@ -12,6 +12,7 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
+from edge.config.align import FERPLUS_EYE_DISTANCE, FERPLUS_EYE_Y
 from edge.config.model import SHIPPED_MODEL
 from edge.interpreter import interpreter_class, open_interpreter, sha256_file
 from edge.evaluation import fer as evaluate
@@ -42,6 +43,9 @@ def base_card(model_path: Path, views: tuple[str, ...] | list[str] = ("id",)) ->
                            "(x = pixel * pixel_scale + pixel_offset) -> quantize with the input scale and "
                            "zero point (q = round(x / scale) + zero_point, clipped to int8).",
             "color": "gray", "resize": "INTER_AREA", "pixel_scale": 1.0, "pixel_offset": 0.0,
+            # how the aligner frames a face for this model (edge.classify.ModelCard; align.eye_y/eye_distance
+            # override it): FER+'s, which the training crops have
+            "framing": {"eye_y": FERPLUS_EYE_Y, "eye_distance": FERPLUS_EYE_DISTANCE},
         },
         "output": {"dtype": str(out["dtype"].__name__), "activation": "softmax",
                    "quantization": {"scale": float(out["quantization"][0]), "zero_point": int(out["quantization"][1])}},

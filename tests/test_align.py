@@ -28,7 +28,7 @@ def _blobs(gray: np.ndarray) -> list[tuple[float, float]]:
 
 @pytest.mark.parametrize("roll_deg", [0.0, 12.0, -25.0])
 def test_eyes_land_level_at_the_configured_place(roll_deg):
-    cfg = AlignConfig(size=96)            # a larger crop so blob centres are measured precisely
+    cfg = AlignConfig(size=96).framed()   # a larger crop so blob centres are measured precisely
     cx, cy, dist = 210.0, 140.0, 80.0
     dx, dy = dist / 2 * math.cos(math.radians(roll_deg)), dist / 2 * math.sin(math.radians(roll_deg))
     right, left = (cx - dx, cy - dy), (cx + dx, cy + dy)        # the subject's right eye: image left
@@ -43,7 +43,7 @@ def test_eyes_land_level_at_the_configured_place(roll_deg):
 
 
 def test_matrix_maps_eyes_exactly():
-    cfg = AlignConfig()
+    cfg = AlignConfig().framed()
     det = Detection(box=(0, 0, 1, 1), score=1, landmarks={"right_eye": (100.0, 120.0), "left_eye": (160.0, 100.0)})
     m = alignment_matrix(det, cfg)
     r = m @ np.array([100.0, 120.0, 1.0])
@@ -61,7 +61,7 @@ def test_roll_is_limited_and_can_be_switched_off():
 
 
 def test_box_only_faces_use_the_box_framing():
-    cfg = AlignConfig()
+    cfg = AlignConfig().framed()
     det = Detection(box=(100, 50, 200, 200), score=1)
     m = alignment_matrix(det, cfg)
     eye_mid = m @ np.array([200.0, 50 + cfg.box_eye_y * 200, 1.0])
@@ -106,3 +106,44 @@ def test_aligned_photos_are_framed_like_ferplus():
     assert 0.36 < fer_y < 0.43 and 0.33 < fer_d < 0.40            # FER+ itself, as measured in docs/alignment.md
     assert our_y == pytest.approx(fer_y, abs=0.02)
     assert our_d == pytest.approx(fer_d, abs=0.02)
+
+
+def _card_copy(tmp_path, framing):
+    """The shipped model and a copy of its card with ``framing`` in place of its own."""
+    import json
+    import shutil
+
+    from edge.config.model import SHIPPED_MODEL
+
+    card = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
+    card["preprocessing"]["framing"] = framing
+    model = tmp_path / "m.tflite"
+    shutil.copy(SHIPPED_MODEL, model)
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    return model
+
+
+def test_the_model_card_says_how_faces_are_framed_and_the_config_can_override_it(tmp_path):
+    from edge.config.detector import HaarConfig
+    from edge.config.model import SHIPPED_MODEL, ModelConfig
+    from edge.face_analyzer import FaceAnalyzer, PipelineSections
+
+    shipped = FaceAnalyzer(PipelineSections(detector=HaarConfig()))
+    assert shipped.model.card.raw["preprocessing"]["framing"] == {"eye_y": 0.40, "eye_distance": 0.365}
+    assert (shipped.align_cfg.eye_y, shipped.align_cfg.eye_distance) == (0.40, 0.365)
+    model = _card_copy(tmp_path, {"eye_y": 0.45, "eye_distance": 0.30})
+    other = FaceAnalyzer(PipelineSections(detector=HaarConfig(), model=ModelConfig(path=str(model))))
+    assert (other.align_cfg.eye_y, other.align_cfg.eye_distance) == (0.45, 0.30)        # the card's
+    mine = FaceAnalyzer(PipelineSections(detector=HaarConfig(), model=ModelConfig(path=str(model)),
+                                         align=AlignConfig(eye_y=0.38)))
+    assert (mine.align_cfg.eye_y, mine.align_cfg.eye_distance) == (0.38, 0.30)           # config over card
+    assert SHIPPED_MODEL.is_file()
+
+
+def test_a_card_with_impossible_framing_is_refused(tmp_path):
+    from edge.classify import EmotionModel
+    from edge.interpreter import ModelError
+
+    model = _card_copy(tmp_path, {"eye_y": 3.0})
+    with pytest.raises(ModelError, match="m.json.*eye_y"):
+        EmotionModel(model)
