@@ -6,7 +6,9 @@
   MJPEG preview or face snapshots sending images off the device. ``fer-edge run`` logs them at
   start, ``fer-edge config validate`` prints them.
 * :func:`image_keys_turned_on` names the keys whose change from ``old`` to ``new`` makes images
-  leave the device; an unsigned remote message that does so is rejected.
+  leave the device; :func:`protected_keys_changed` names every changed key of :data:`PROTECTED_KEYS`
+  (remote config, MQTT destination and credentials, device identity and groups, snapshots, preview
+  binding, model): an unsigned remote message that changes one is rejected.
 * :func:`max_packet_bytes` is the MQTT 5 Maximum Packet Size the device announces, so that the
   broker drops a too-large config message instead of sending it whole.
 """
@@ -84,6 +86,36 @@ def image_keys_turned_on(old: "AppConfig", new: "AppConfig") -> list[str]:
         moved = [f"mqtt.{k}" for k in ("host", "port", "prefix") if getattr(new.mqtt, k) != getattr(old.mqtt, k)]
         keys += moved
     return keys
+
+
+#: What decides who may change the device or what leaves it: never changed by an unsigned message.
+PROTECTED_KEYS = ("service.remote_config", "mqtt.enabled", "mqtt.host", "mqtt.port", "mqtt.prefix", "mqtt.client_id",
+                  "mqtt.username", "mqtt.password", "mqtt.tls", "device.id", "device.groups", "events.snapshots",
+                  "preview.mjpeg.enabled", "preview.mjpeg.host", "model")
+
+
+def protected_keys_changed(old: "AppConfig", new: "AppConfig") -> list[str]:
+    """The keys under :data:`PROTECTED_KEYS` whose value differs between ``old`` and ``new``, most precise first."""
+    changed: list[str] = []
+    for key in PROTECTED_KEYS:
+        a, b = old, new
+        for part in key.split("."):
+            a, b = getattr(a, part), getattr(b, part)
+        changed += _leaves_changed(key, _plain(a), _plain(b))
+    return changed
+
+
+def _plain(value: object) -> object:
+    return value.model_dump() if hasattr(value, "model_dump") else value
+
+
+def _leaves_changed(key: str, a: object, b: object) -> list[str]:
+    if a == b:
+        return []
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for name in sorted(set(a) | set(b), key=str)
+                for k in _leaves_changed(f"{key}.{name}", a.get(name), b.get(name))]
+    return [key]
 
 
 def max_packet_bytes(max_payload_bytes: int) -> int:

@@ -138,14 +138,17 @@ _INNER = re.compile(rf"^({ENV_NAME})(?::-(.*))?$", re.DOTALL)
 
 
 def substitute_env(data: Any, env: Mapping[str, str], forbidden: frozenset[str] = frozenset(),
-                   path: tuple = ()) -> tuple[Any, list[Problem]]:
+                   path: tuple = (), from_env: set[tuple] | None = None) -> tuple[Any, list[Problem]]:
     """Replace ``${VAR}`` / ``${VAR:-default}`` in every string value (not keys); ``$$`` is a literal ``$``.
 
     Values are substituted after YAML parsing, so a secret holding ``:`` or newlines cannot change
     the document's structure. Names in ``forbidden`` (the config-signing secret) may not be used.
-    Returns the new data and the problems found (missing variables, malformed references).
+    Returns the new data and the problems found (missing variables, malformed references); the
+    paths whose value took something from the environment are added to ``from_env`` (their values
+    are never shown in an error).
     """
     problems: list[Problem] = []
+    took = from_env if from_env is not None else set()
 
     def one(text: str, where: tuple) -> str:
         def repl(m: re.Match) -> str:
@@ -169,6 +172,7 @@ def substitute_env(data: Any, env: Mapping[str, str], forbidden: frozenset[str] 
                                                    f"(set it, or write ${{{name}:-default}})"))
                     return ""
                 return default
+            took.add(where)
             return value
         return _SUBST.sub(repl, text)
 
@@ -220,13 +224,14 @@ def validate_document(doc: Document, env: Mapping[str, str] | None = None) -> Lo
     """Substitute environment variables into a parsed document and validate it against AppConfig."""
     env = os.environ if env is None else env
     forbidden = _signing_secret_names(doc.data)
-    data, problems = substitute_env(doc.data, env, forbidden)
+    from_env: set[tuple] = set()
+    data, problems = substitute_env(doc.data, env, forbidden, from_env=from_env)
     if problems:
         raise ConfigError([_with_line(p, doc.lines) for p in problems], doc.source)
     try:
         config = AppConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_problems_from(exc, data, doc.lines), doc.source) from None
+        raise ConfigError(_problems_from(exc, data, doc.lines, from_env), doc.source) from None
     except (RecursionError, ValueError, TypeError, OverflowError) as exc:  # defensive: never leak others
         raise ConfigError([Problem((), f"cannot validate: {type(exc).__name__}: {exc}")], doc.source) from None
     return LoadedConfig(config, doc.data, document_version(doc.data), doc.source)
@@ -252,12 +257,19 @@ def _with_line(problem: Problem, lines: dict[tuple, int]) -> Problem:
     return problem
 
 
-def _problems_from(exc: ValidationError, data: Any, lines: dict[tuple, int]) -> list[Problem]:
+def _problems_from(exc: ValidationError, data: Any, lines: dict[tuple, int],
+                   from_env: set[tuple] = frozenset()) -> list[Problem]:  # type: ignore[assignment]
     problems = []
     for err in exc.errors(include_url=False):
         path = _document_path(err["loc"], data)
         reason = err["msg"]
-        if err["type"] == "extra_forbidden":
+        if any(path[:len(p)] == p for p in from_env):
+            # the value came (in part) from an environment variable: never shown; a custom validator's own
+            # words may quote it, so only pydantic's fixed messages are kept
+            if err["type"] in ("value_error", "assertion_error") or "ctx" in err and "error" in err["ctx"]:
+                reason = "not a valid value"
+            reason += " (the value of an environment variable, not shown)"
+        elif err["type"] == "extra_forbidden":
             reason = "unknown key" + _suggestion(path)
         elif err["type"] == "union_tag_invalid":     # e.g. detector.type: foo
             path += (err["ctx"]["discriminator"].strip("'"),)

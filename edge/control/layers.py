@@ -53,8 +53,24 @@ def effective(base: dict[str, Any], layers: dict[str, dict[str, Any]], groups: l
     for name in layer_order(groups):
         patch = layers.get(name)
         if patch:
-            doc = merge_patch(doc, patch)
+            doc = merge_patch(doc, literal(patch))
     return doc
+
+
+def literal(value: Any) -> Any:
+    """A remote layer's strings as literal text: each ``$`` doubled, so ``${VAR}`` is never expanded.
+
+    Only the local file may refer to the environment (docs/config.md): a remote message that could
+    write ``${FER_EDGE_MQTT_PASSWORD}`` into a value would read the secret back on config/state,
+    in an error, or in a topic name.
+    """
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [literal(v) for v in value]
+    return value
 
 
 def groups_of(base: dict[str, Any], layers: dict[str, dict[str, Any]]) -> list[str]:

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import queue
+import re
 import tempfile
 import threading
 import time
@@ -46,7 +47,6 @@ from edge.config.mqtt import MqttConfig
 from edge.events import iso_utc
 from edge.control.messages import Duplicate, verify_payload
 from edge.control.selftest import MIN_AGREEMENT, Faces, SelfTestError, run as run_selftest
-from edge.formatting import one_line
 from edge.interpreter import ModelError
 from edge.publish.mqtt_client import make_client
 from edge.publish.topics import Topics
@@ -106,7 +106,11 @@ class Manifest:
         if str(card.get("sha256", "")).lower() != model.sha256:
             raise UpdateError("rejected", "manifest: the card's sha256 is not the model's")
         selftest = Blob.parse(d["selftest"], "selftest") if d.get("selftest") else None
-        return cls(card, model, selftest, float(d.get("min_agreement", MIN_AGREEMENT)))
+        asked = d.get("min_agreement", MIN_AGREEMENT)
+        if isinstance(asked, bool) or not isinstance(asked, (int, float)) or not 0.0 <= asked <= 1.0:
+            raise UpdateError("rejected", "manifest: min_agreement must be a number from 0 to 1")
+        # the device's own floor holds: a manifest can only make the self-test stricter
+        return cls(card, model, selftest, max(MIN_AGREEMENT, float(asked)))
 
 
 def download(cfg: MqttConfig, device: str, blob: Blob, timeout: float = CHUNK_TIMEOUT_S) -> bytes:
@@ -221,12 +225,20 @@ class ModelUpdater:
             target, payload = self._inbox.get()
             signed = None
             try:
-                signed = verify_payload(payload, target, self.settings, self.env, self.guard)
-                self._ready.put(self._prepare(signed.body if signed else payload, signed))
+                signed = verify_payload(payload, target, self.settings.model_copy(update={"require_signature": True}),
+                                        self.env, self.guard)     # model updates: signed only, whatever config says
+                assert signed is not None
+                self._ready.put(self._prepare(signed.body, signed))
             except Duplicate as dup:
                 self._state("duplicate", serial=dup.signed.serial, model=self._running_id())
             except ConfigError as exc:
-                self._state("rejected", error=one_line(exc), serial=signed.serial if signed else None)
+                reason = "; ".join(p.reason for p in exc.problems).replace(
+                    "unsigned message rejected: service.remote_config.require_signature is on",
+                    "unsigned model update rejected: model updates are accepted signed only "
+                    "(fer-edge fleet push-model signs them), whatever require_signature says")
+                log.error("model/set message rejected: %s", reason)
+                self._state("rejected", error=f"model/set message: {reason}", serial=signed.serial if signed else None,
+                            model=self._running_id())
             except UpdateError as exc:
                 log.error("model update %s: %s", exc.status, exc)
                 self._state(exc.status, error=f"{'rolled back: ' if exc.status == 'rolled_back' else ''}{exc}",
@@ -256,9 +268,12 @@ class ModelUpdater:
         if tuple(card.get("classes", ())) != current.classes:
             raise UpdateError("rejected", f"the card's classes {card.get('classes')} differ from the running "
                                           f"model's {list(current.classes)}")
-        name = f"{card.get('name', 'model')}-{card.get('version', '0')}-{manifest.model.sha256[:12]}"
+        name = f"{_safe(card.get('name', 'model'), 'name')}-{_safe(card.get('version', '0'), 'version')}-" \
+               f"{manifest.model.sha256[:12]}"
         path = self.dir / f"{name}.tflite"
         card_path = path.with_suffix(".json")
+        if path.resolve().parent != self.dir.resolve():     # belt and braces: nothing outside <state>/models/
+            raise UpdateError("rejected", f"the card's name {name!r} would leave the models folder")
         if path.resolve() == Path(current.path).resolve():     # never write over (or delete) what runs
             raise UpdateError("rejected", f"{name} is the model running already")
         serial = signed.serial if signed else None
@@ -325,6 +340,18 @@ class ModelUpdater:
             self.publish_state(payload)
         except Exception:                    # reporting must never stop an update or the service
             log.exception("cannot publish model/state")
+
+
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
+def _safe(value: Any, what: str) -> str:
+    """A card name or version usable in a file name: letters, digits, ``._+-``, no ``..``; else rejected."""
+    text = str(value)
+    if not _SAFE.fullmatch(text) or ".." in text:
+        raise UpdateError("rejected", f"the card's {what} {text[:40]!r} is not a plain name (letters, digits, "
+                                      f"'._+-', at most 64, no '/' or '..')")
+    return text
 
 
 def _remove(*paths: Path) -> None:

@@ -13,7 +13,8 @@ One message at a time, in the main thread (docs/config.md, "What happens to a me
    (:class:`TooLarge`), before it was copied or parsed;
 2. :meth:`~edge.control.messages.FleetConfig.prepare` checks signature and serial (replays, duplicates),
    changes the layer its topic names and validates the result over the local file;
-3. an unsigned message may not turn on what sends images off the device (edge.security);
+3. an unsigned message may not change what decides who may change the device or what leaves it
+   (edge.security.PROTECTED_KEYS: remote config, MQTT destination and credentials, snapshots, preview, model);
 4. the change is applied (edge.control.reconfigure); a change of the sink or the source then runs on
    probation (edge.control.probation) and is saved (``FleetConfig.commit``: the state directory,
    never the local file) only once it proved itself; otherwise the previous config comes back, running.
@@ -45,7 +46,7 @@ from edge.control.signing import REPLAY_FILE, ReplayGuard, Signed
 from edge.control.storage import load_with_fallback
 from edge.formatting import one_line
 from edge.publish import EventSink
-from edge.security import image_keys_turned_on
+from edge.security import protected_keys_changed
 
 log = logging.getLogger("edge.service")
 STOPPED_DURING_PROBATION = "rolled back: the service stopped before the change proved itself"
@@ -293,10 +294,11 @@ class ControlPlane:
             self._reject(one_line(exc), signed, origin=layer)
             return
         if signed is None:
-            keys = image_keys_turned_on(old.config, prepared.loaded.config)
+            keys = protected_keys_changed(old.config, prepared.loaded.config)
             if keys:
-                self._reject(f"config/set message: refused unsigned: {', '.join(keys)} would send images off "
-                             "the device; send it signed (fer-edge config sign)", None, origin=layer)
+                self._reject(f"config/set message: refused unsigned: it changes {', '.join(keys)}, which decide "
+                             "who may change the device or what leaves it; send it signed (fer-edge config sign)",
+                             None, origin=layer)
                 return
         needs = needs_for(plan_change(old.config, prepared.loaded.config).changed)
         origin = f"config/set message ({layer})"
