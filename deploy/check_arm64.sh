@@ -74,7 +74,9 @@ cleanup() {
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[$i]}" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-for fs in proc sys dev dev/pts; do
+# No /sys: under qemu-user the host's x86 /sys makes cpuinfo (inside LiteRT's XNNPACK) crash the
+# arm64 interpreter with SIGSEGV; without it cpuinfo falls back to /proc and the defaults.
+for fs in proc dev dev/pts; do
     mkdir -p "$ROOT/$fs"
     mount --bind "/$fs" "$ROOT/$fs"
     MOUNTS+=("$ROOT/$fs")
