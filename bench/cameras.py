@@ -1,12 +1,17 @@
 """Several cameras: one process serving N cameras against N separate one-camera processes, one invocation.
 
-    nice -n 10 python bench/cameras.py                      # 1, 2 and 4 cameras, 20 s each
-    python bench/cameras.py --seconds 30 --write bench/results.md
+    nice -n 10 python bench/cameras.py                      # 1, 2 and 4 cameras, 200 frames each
+    python bench/cameras.py --frames 150 --write bench/results.md
 
-Cameras, in this order (the first N are used): the shared single-face clip, the RTSP test server's
-stream of it (tests/helpers/rtsp_server.py, GStreamer), the shared crowd clip, a second RTSP
-stream. Files play at their frame rate (``pace``) and loop, so every camera delivers 25 fps as a
-camera would; each run lasts ``--seconds`` of wall time.
+Two camera sets, the first N cameras of each:
+
+- ``files``: the shared single-face clip, the shared crowd clip, and each once more. Every camera
+  processes exactly its first ``--frames`` frames (read as fast as they are taken, nothing dropped),
+  so both modes do exactly the same work.
+- ``live``: the single-face clip, the RTSP test server's stream of it (tests/helpers/rtsp_server.py,
+  GStreamer; live, 25 fps), the crowd clip, a second RTSP stream. Each camera processes ``--frames``
+  frames; a stream keeps only its newest frame while the pipeline is busy, so a slower mode drops
+  (and has decoded) more of a stream's frames: the ``dropped`` column.
 
 - **one process**: `cameras:` with N entries (edge/cameras/: a reader thread per camera, one shared
   detector and emotion model, the faces of a round classified in one call), the service's frame path
@@ -47,8 +52,8 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def worker(config: Path, seconds: float) -> dict:
-    """Build the service's frame path for CONFIG, run it for SECONDS, return the measurements."""
+def worker(config: Path, limit: int) -> dict:
+    """Build the service's frame path for CONFIG, process LIMIT frames of every camera, return the measurements."""
     from edge.cameras import CameraSet
     from edge.clock import dated
     from edge.config import load_file
@@ -59,14 +64,25 @@ def worker(config: Path, seconds: float) -> dict:
     cpu_loaded = cpu_s()
     source, processor = parts.source, parts.processor
     frames: dict[str, int] = {}
-    end = time.monotonic() + seconds
-    items = source if isinstance(source, CameraSet) else dated(source, source.live)
-    for item in items:
-        processor.process(item, time.time() if source.live else None)
-        for frame, _ in (item.frames if isinstance(source, CameraSet) else [(item, True)]):
+    if isinstance(source, CameraSet):
+        wanted = len(source.feeds)
+        for batch in source:
+            batch.frames = [(f, live) for f, live in batch.frames if frames.get(f.camera, 0) < limit]
+            if not batch.frames:
+                continue
+            processor.process(batch)
+            for frame, _ in batch.frames:
+                frames[frame.camera] = frames.get(frame.camera, 0) + 1
+                if frames[frame.camera] == limit:            # this camera is done: stop reading it
+                    next(f for f in source.feeds if f.name == frame.camera).stop()
+            if sum(n >= limit for n in frames.values()) == wanted:
+                break
+    else:
+        for frame in dated(source, source.live):
+            processor.process(frame, time.time() if source.live else None)
             frames[frame.camera] = frames.get(frame.camera, 0) + 1
-        if time.monotonic() >= end:
-            break
+            if frames[frame.camera] >= limit:
+                break
     cpu_end = cpu_s()
     single_calls = getattr(processor, "stats", None)     # a FrameProcessor: its model calls are its classify stage's
     calls = single_calls.stages.calls.get("classify", 0) if single_calls is not None else 0
@@ -99,12 +115,15 @@ def start_rtsp(video: Path) -> tuple[subprocess.Popen, str]:
     return proc, f"rtsp://127.0.0.1:{port}/cam"
 
 
-def camera_entries(rtsp: list[str]) -> list[dict]:
-    """The four cameras, in the order runs take them."""
+def camera_entries(kind: str, rtsp: list[str]) -> list[dict]:
+    """The four cameras of set KIND (files, live), in the order runs take them."""
     single, crowd = VIDEOS / "single_face.mp4", VIDEOS / "crowd_street_test.mp4"
-    return [{"name": "single", "uri": str(single), "pace": True, "loop": True},
+    if kind == "files":
+        return [{"name": "single", "uri": str(single)}, {"name": "crowd", "uri": str(crowd)},
+                {"name": "single2", "uri": str(single)}, {"name": "crowd2", "uri": str(crowd)}]
+    return [{"name": "single", "uri": str(single)},
             {"name": "rtsp1", "uri": rtsp[0], "kind": "stream", "stall_timeout_s": 5.0, "reopen_delay_s": 0.2},
-            {"name": "crowd", "uri": str(crowd), "pace": True, "loop": True},
+            {"name": "crowd", "uri": str(crowd)},
             {"name": "rtsp2", "uri": rtsp[1], "kind": "stream", "stall_timeout_s": 5.0, "reopen_delay_s": 0.2}]
 
 
@@ -116,21 +135,21 @@ def write_config(folder: Path, name: str, body: dict) -> Path:
     return path
 
 
-def run_workers(configs: list[Path], seconds: float) -> list[dict]:
+def run_workers(configs: list[Path], limit: int) -> list[dict]:
     """One worker process per config, all at once; their measurements."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(c), "--seconds", str(seconds)], env=env,
+    procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(c), "--frames", str(limit)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in configs]
     out = []
     for proc in procs:
-        stdout, stderr = proc.communicate(timeout=seconds + 300)
+        stdout, stderr = proc.communicate(timeout=600)
         if proc.returncode != 0:
             raise SystemExit(f"cameras.py: a worker failed ({proc.returncode}):\n{stderr[-2000:]}")
         out.append(json.loads(stdout.strip().splitlines()[-1]))
     return out
 
 
-def summarise(n: int, mode: str, runs: list[dict]) -> dict:
+def summarise(kind: str, n: int, mode: str, runs: list[dict]) -> dict:
     """One table row from the runs of one configuration."""
     frames = sum(r["processed"] for r in runs)
     calls = sum(r["classify_calls"] for r in runs)
@@ -138,7 +157,7 @@ def summarise(n: int, mode: str, runs: list[dict]) -> dict:
     for r in runs:
         for size, count in r["batch_sizes"].items():
             sizes[size] = sizes.get(size, 0) + count
-    return {"cameras": n, "mode": mode, "processes": len(runs), "frames": frames,
+    return {"set": kind, "cameras": n, "mode": mode, "processes": len(runs), "frames": frames,
             "per_camera": {k: v for r in runs for k, v in r["cameras"].items()},
             "dropped": sum(r["dropped"] for r in runs),
             "cpu_total_s": sum(r["cpu_total_s"] for r in runs), "cpu_frames_s": sum(r["cpu_frames_s"] for r in runs),
@@ -150,38 +169,39 @@ def summarise(n: int, mode: str, runs: list[dict]) -> dict:
             "batch_max": max((int(s) for s in sizes), default=None), "batch_sizes": sizes}
 
 
-def table(rows: list[dict], seconds: float) -> str:
+def table(rows: list[dict], limit: int) -> str:
     """The markdown table and the one-process / separate ratios."""
-    lines = [f"| cameras | mode | processes | frames processed (per camera) | dropped | CPU ms / frame / camera "
+    lines = [f"| set | cameras | mode | processes | frames processed (per camera) | dropped | CPU ms / frame / camera "
              f"(whole process) | CPU ms / frame (frames only) | total peak RSS MB | faces / frame | "
-             f"classify batch mean / max |", "|---|---|---|---|---|---|---|---|---|---|"]
+             f"classify batch mean / max |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         per = ", ".join(f"{k} {v}" for k, v in r["per_camera"].items())
-        lines.append(f"| {r['cameras']} | {r['mode']} | {r['processes']} | {r['frames']} ({per}) | {r['dropped']} | "
+        lines.append(f"| {r['set']} | {r['cameras']} | {r['mode']} | {r['processes']} | {r['frames']} ({per}) | {r['dropped']} | "
                      f"{r['ms_per_frame']:.2f} | {r['ms_per_frame_steady']:.2f} | {r['rss_mb']:.0f} | "
                      f"{r['faces_per_frame']:.2f} | {r['batch_mean']:.2f} / {r['batch_max'] or '-'} |")
     lines.append("")
-    by = {(r["cameras"], r["mode"]): r for r in rows}
-    for n in sorted({r["cameras"] for r in rows}):
-        one, sep = by.get((n, "one process")), by.get((n, "separate"))
+    by = {(r["set"], r["cameras"], r["mode"]): r for r in rows}
+    for kind, n in dict.fromkeys((r["set"], r["cameras"]) for r in rows):
+        one, sep = by.get((kind, n, "one process")), by.get((kind, n, "separate"))
         if one and sep and n > 1:
-            lines.append(f"- {n} cameras: one process / {n} processes: CPU per frame {one['ms_per_frame']:.2f} / "
+            lines.append(f"- {kind}, {n} cameras: one process / {n} processes: CPU per frame {one['ms_per_frame']:.2f} / "
                          f"{sep['ms_per_frame']:.2f} ms = {one['ms_per_frame'] / sep['ms_per_frame']:.2f}x "
                          f"(frames only {one['ms_per_frame_steady'] / sep['ms_per_frame_steady']:.2f}x), peak RSS "
                          f"{one['rss_mb']:.0f} / {sep['rss_mb']:.0f} MB = {one['rss_mb'] / sep['rss_mb']:.2f}x")
-    lines.append(f"\n{seconds:g} s of wall time per run.")
+    lines.append(f"\n{limit} frames of every camera per run.")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="wall time of each run")
+    parser.add_argument("--frames", type=int, default=200, help="frames each camera processes per run (<= 224)")
     parser.add_argument("--cameras", default="1,2,4", help="camera counts to run (at most 4)")
+    parser.add_argument("--sets", default="files,live", help="camera sets to run: files, live")
     parser.add_argument("--write", type=Path, default=None, help="append the table to this markdown file")
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
-        print(json.dumps(worker(args.worker, args.seconds)))
+        print(json.dumps(worker(args.worker, args.frames)))
         return 0
     if not (VIDEOS / "single_face.mp4").exists():
         print(f"cameras.py: {VIDEOS} has no single_face.mp4 (the shared data beside the checkout)", file=sys.stderr)
@@ -191,24 +211,24 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     load = os.getloadavg()[0]
     try:
-        cams = camera_entries([url for _, url in servers])
         with tempfile.TemporaryDirectory(prefix="fer-bench-cameras-") as tmp:
             folder = Path(tmp)
-            for n in counts:
-                one = write_config(folder, f"one-{n}", {"cameras": cams[:n]})
-                separate = [write_config(folder, f"sep-{n}-{c['name']}", {"source": c}) for c in cams[:n]]
-                rows.append(summarise(n, "one process", run_workers([one], args.seconds)))
-                print(f"{n} camera(s), one process: done", file=sys.stderr)
-                rows.append(summarise(n, "separate", run_workers(separate, args.seconds)))
-                print(f"{n} camera(s), separate: done", file=sys.stderr)
+            for kind in args.sets.split(","):
+                cams = camera_entries(kind, [url for _, url in servers])
+                for n in counts:
+                    one = write_config(folder, f"{kind}-one-{n}", {"cameras": cams[:n]})
+                    separate = [write_config(folder, f"{kind}-sep-{n}-{c['name']}", {"source": c}) for c in cams[:n]]
+                    rows.append(summarise(kind, n, "one process", run_workers([one], args.frames)))
+                    rows.append(summarise(kind, n, "separate", run_workers(separate, args.frames)))
+                    print(f"{kind}, {n} camera(s): done", file=sys.stderr)
     finally:
         for proc, _ in servers:
             proc.terminate()
             proc.wait(timeout=10)
     head = (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python bench/cameras.py "
-            f"--seconds {args.seconds:g}` on {platform.machine()}, {os.cpu_count()} cores, Python "
+            f"--frames {args.frames}` on {platform.machine()}, {os.cpu_count()} cores, Python "
             f"{platform.python_version()}; load average {load:.1f} at the start.\n")
-    text = head + "\n" + table(rows, args.seconds)
+    text = head + "\n" + table(rows, args.frames)
     print(text)
     print(json.dumps(rows), file=sys.stderr)
     if args.write:

@@ -78,7 +78,8 @@ class FaceAnalyzer:
         """Faces in the frame, largest first."""
         t = time.perf_counter()
         if isinstance(self.detector, ProfileDetector) and isinstance(frame, Frame):
-            dets = self.detector.detect_at(frame.image, frame.timestamp)   # the profile's timing: media time
+            # the profile's timing (media time for files), kept per camera: one analyzer may serve several
+            dets = self.detector.detect_at(frame.image, frame.timestamp, frame.camera)
         else:
             dets = self.detector.detect(_image(frame))
         self.clock.add("detect", time.perf_counter() - t)

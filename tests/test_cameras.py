@@ -170,3 +170,38 @@ def test_two_cameras_example_ends_by_itself_with_faces_from_both() -> None:
     assert appeared == {"lobby", "kiosk"}, events
     assert proc.stderr.count("running: 2 cameras") == 1               # one process, both cameras
     assert {e["camera"] for e in events if e["type"] == "summary"} == {"lobby", "kiosk"}
+
+
+def test_a_crowd_camera_does_not_put_a_kiosk_camera_on_the_room_search() -> None:
+    """The auto profile's timers are per camera: one detector serves both, each camera decides alone."""
+    from edge.cameras import FrameBatch, MultiProcessor
+    from edge.clock import dated
+    from edge.config import AppConfig
+    from edge.face_analyzer import FaceAnalyzer
+    from edge.sources import open_source
+
+    crowd = require_shared("video", "crowd_street_test.mp4")
+    single = require_shared("video", "single_face.mp4")
+    cfg = AppConfig.model_validate({"cameras": [{"name": "crowd", "uri": str(crowd)},
+                                                {"name": "kiosk", "uri": str(single)}]})
+    analyzer = FaceAnalyzer(cfg)
+    if not hasattr(analyzer.detector, "room_runs"):
+        analyzer.close()
+        pytest.skip("the BlazeFace models are not fetched (python deploy/fetch_models.py): no auto profile")
+    try:
+        solo = FaceAnalyzer(AppConfig.model_validate({"source": {"uri": str(single), "name": "kiosk"}}))
+        for frame in list(dated(open_source(cfg.camera_configs()[1].source), False))[:60]:
+            solo.detect(frame)
+        solo_runs = solo.detector.room_runs
+        solo.close()
+        multi = MultiProcessor(cfg.camera_configs(), analyzer)
+        cams = [dated(open_source(c.source), False) for c in cfg.camera_configs()]
+        kiosk_runs = 0
+        for _, (a, b) in zip(range(60), zip(*cams)):
+            multi.process(FrameBatch([(a, False)]))
+            before = analyzer.detector.room_runs
+            multi.process(FrameBatch([(b, False)]))
+            kiosk_runs += analyzer.detector.room_runs - before
+    finally:
+        analyzer.close()
+    assert kiosk_runs <= solo_runs // 5 + 1, (kiosk_runs, solo_runs)   # detect_every 5: 1 in 5 frames detects

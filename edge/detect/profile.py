@@ -12,7 +12,8 @@ search only when it is needed:
 - ``room_probe_s`` passed since the last room search (far faces behind a near one).
 
 Times are the frames' timestamps (media time for files, wall clock for cameras), so a file gives
-the same detections every run.
+the same detections every run. They are kept per camera: one detector serves every camera of a
+service (edge/cameras/), and a crowd camera's far faces must not put a kiosk camera on the room search.
 """
 from __future__ import annotations
 
@@ -37,31 +38,31 @@ class ProfileDetector:
         self.detector_id = f"{kiosk.detector_id}+auto:{room.detector_id}"   # starts with the backend, as others
         self.mode = "kiosk"                  # which search gave the last answer: kiosk | room
         self.room_runs = 0                   # room searches so far (for benchmarks and stats)
-        self._last_room: float | None = None
-        self._last_far: float | None = None
+        self._last_room: dict[str, float] = {}   # camera -> time of its last room search
+        self._last_far: dict[str, float] = {}    # camera -> time it last showed a face beyond the kiosk pass
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in a BGR image, timed by the wall clock (``detect_at`` takes a frame's timestamp)."""
         return self.detect_at(image, time.monotonic())
 
-    def detect_at(self, image: np.ndarray, t: float) -> list[Detection]:
-        """Faces in a BGR image taken at time ``t`` (seconds), largest first."""
-        if self._last_room is None:
-            self._last_room = t              # the first probe comes room_probe_s after the start
-        holding = self._last_far is not None and t - self._last_far <= self.cfg.room_hold_s
+    def detect_at(self, image: np.ndarray, t: float, camera: str = "") -> list[Detection]:
+        """Faces in a BGR image taken at time ``t`` (seconds) by ``camera``, largest first."""
+        last_room = self._last_room.setdefault(camera, t)   # the first probe comes room_probe_s after the start
+        last_far = self._last_far.get(camera)
+        holding = last_far is not None and t - last_far <= self.cfg.room_hold_s
         near: list[Detection] = []
         if not holding:
             near = self.kiosk.detect(image)
-            probe_due = self.cfg.room_probe_s > 0 and t - self._last_room >= self.cfg.room_probe_s
+            probe_due = self.cfg.room_probe_s > 0 and t - last_room >= self.cfg.room_probe_s
             if near and not probe_due:
                 self.mode = "kiosk"
                 return near
         found = self.room.detect(image)
         self.room_runs += 1
-        self._last_room = t
+        self._last_room[camera] = t
         far_px = max(image.shape[:2]) * FAR_FRACTION
         if any(d.box[2] < far_px for d in found):
-            self._last_far = t
+            self._last_far[camera] = t
         self.mode = "room"
         # the room search covers near faces too (its whole-frame pass); keep the kiosk answer if it saw more
         return found if len(found) >= len(near) else near
