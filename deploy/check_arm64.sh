@@ -12,7 +12,8 @@
 #   4. fer-edge installed the way docs/deploy.md says: deploy/install.sh (apt, user, venv, pip from
 #      PyPI, fetch_models.py, config, unit), from a fresh copy of this checkout; timed.
 #   5. `fer-edge run --demo` and `fer-edge run --config docs/examples/two_cameras.yaml` inside the root
-#      and the same two runs on the host; deploy/compare_runs.py compares their events (same types,
+#      and the same two runs on the host (from the same copy of the code, with the same detector
+#      files); deploy/compare_runs.py compares their events (same types,
 #      cameras, tracks and labels in the same order; boxes and scores within int8 tolerance).
 # Exit code: 0 same events, 1 different or a step failed, 2 usage / missing host tools.
 # Host needs: debootstrap qemu-user-static binfmt-support (apt) and fer-edge runnable on the host
@@ -127,10 +128,11 @@ run_arm64() {    # NAME ARGS...: `fer-edge run ARGS` inside the root, events to 
         >"$OUT/arm64-$name.jsonl" 2>"$OUT/arm64-$name.log" || die "arm64 run $name failed: $(tail -3 "$OUT/arm64-$name.log")"
     say "arm64 $name: $(grep -c '^{' "$OUT/arm64-$name.jsonl") events in $((SECONDS - start)) s (emulated)"
 }
-run_host() {     # NAME ARGS...: the same on the host, from this checkout
+run_host() {     # NAME ARGS...: the same on the host, from the very copy installed in the root
     local name="$1"; shift
     local state; state="$(mktemp -d)"
-    (cd "$SRC" && STATE_DIRECTORY="$state" PYTHONPATH="$SRC" FER_EDGE_MODELS="$ROOT/var/lib/fer-edge/models" \
+    local tree="$ROOT/work/fer-edge"
+    (cd "$tree" && STATE_DIRECTORY="$state" PYTHONPATH="$tree" FER_EDGE_MODELS="$ROOT/var/lib/fer-edge/models" \
         "$HOST_PYTHON" -m edge.cli run "$@") >"$OUT/host-$name.jsonl" 2>"$OUT/host-$name.log" \
         || die "host run $name failed: $(tail -3 "$OUT/host-$name.log")"
     rm -rf "$state"
