@@ -226,3 +226,27 @@ def test_service_starts_on_a_damaged_queue_and_says_so_in_log_stats_and_status(b
         assert by_seq.setdefault(p["seq"], p["id"]) == p["id"], f"seq {p['seq']} used twice"
     assert min(s for s in by_seq if s > N) == N + 1
     print(f"\n`fer-edge run` on a damaged queue: {recovery}; STATUS {status.fields['STATUS']!r}")
+
+
+def test_after_a_machine_stop_seq_continues_above_the_reserved_mark(tmp_path):
+    """25.2: a power cut (another boot id in the .seq file, no clean close): seq jumps above every seq reserved."""
+    from edge.publish.seqmark import BLOCK, Mark
+    queue = tmp_path / "q.db"
+    fill = subprocess.run([sys.executable, "-c", FILL, str(queue), "1500", "d"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert fill.returncode == -signal.SIGKILL
+    mark_file = queue.with_name("q.db.seq")
+    raw = mark_file.read_bytes()
+    newest = max((m for m in (Mark.decode(raw[i:i + 64]) for i in (0, 64)) if m), key=lambda m: m.counter)
+    assert not newest.clean and newest.last == 1500 and newest.reserved >= 1500
+    rebooted = Mark(newest.counter + 1, newest.reserved, newest.last, newest.depth, False, "another-boot")
+    mark_file.write_bytes(rebooted.encode() + rebooted.encode())       # as if written before the power cut
+    script = ("import json, sys\nfrom bench.publish_demo import demo_event\nfrom edge.publish.queue import EventQueue\n"
+              "q = EventQueue(sys.argv[1])\nev = q.append([demo_event(0)], 'd')[0]\n"
+              "print(json.dumps({'seq': ev.seq, 'kind': q.recovery.kind if q.recovery else None}))\nq.close()\n")
+    res = subprocess.run([sys.executable, "-c", script, str(queue)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.splitlines()[-1])
+    assert out == {"seq": newest.reserved + 1, "kind": "unclean machine stop"}, (out, res.stderr)
+    assert newest.reserved <= 1500 + BLOCK and "not closed before the machine stopped" in res.stderr
