@@ -21,8 +21,11 @@ class DeviceConfig(StrictModel):
     id: str = Field(default_factory=_hostname_id, pattern=ID_PATTERN,
                     description="Device id used in MQTT topics and events (letters, digits, '-', '_'; "
                                 "default: the hostname)")
-    name: str = Field("", max_length=128, description="Human-readable name (e.g. for Home Assistant)")
-    location: str = Field("", max_length=128, description="Where the device is installed (free text)")
+    name: str = Field("", max_length=128, description="Human-readable name, shown before the id (dashboard, "
+                                                      "`fleet list`, Home Assistant's device name)")
+    location: str = Field("", max_length=128, description="Where the device is installed (free text): shown beside "
+                                                          "its name, Home Assistant's suggested area, the dashboard's "
+                                                          "history per location")
     groups: list[str] = Field(default_factory=list, max_length=16,
                               description="Fleet groups this device belongs to: it also applies config changes sent "
                                           "to <prefix>/group/<group>/config/set (precedence: this file < each group, "

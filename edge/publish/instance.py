@@ -16,3 +16,6 @@ INSTANCE_ID: str = secrets.token_hex(6)
 #: When this process started (epoch seconds): status messages of another instance dated before
 #: it are from an earlier run of this device, not from a second device.
 STARTED_EPOCH: float = time.time()
+#: The same moment on the monotonic clock: the stats message's uptime_s counts from it (a remote config
+#: change reopens the sink and restarts the pipeline, not the process).
+STARTED_MONOTONIC: float = time.monotonic()

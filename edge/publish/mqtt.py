@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Any, Callable, Iterable
 
 import paho.mqtt.client as paho
@@ -29,8 +30,9 @@ from edge.config.homeassistant import HomeAssistantConfig
 from edge.config.mqtt import ENV_PASSWORD, ENV_USERNAME, MqttConfig
 from edge.events import Event, publishable
 from edge.formatting import compact_json
+from edge.publish.discovery import Announced
 from edge.publish.duplicate import DuplicateWatch
-from edge.publish.instance import INSTANCE_ID, STARTED_EPOCH
+from edge.publish.instance import INSTANCE_ID, STARTED_EPOCH, STARTED_MONOTONIC
 from edge.publish.mqtt_client import WILL_QOS, connect_properties, make_client
 from edge.publish.payloads import encode, stats_payload, status_payload
 from edge.publish.queue import EventQueue, QueueError
@@ -53,7 +55,7 @@ class MqttSink:
 
     def __init__(self, device: str, cfg: MqttConfig, queue: EventQueue, events: EventsConfig | None = None,
                  homeassistant: HomeAssistantConfig | None = None, cameras: Iterable[str] = (),
-                 instance: str | None = None) -> None:
+                 instance: str | None = None, who: Announced | None = None) -> None:
         self.device = check_topic_level(device, "device id")
         self.instance = instance or INSTANCE_ID
         self.cfg = cfg
@@ -67,8 +69,9 @@ class MqttSink:
         self.enqueue_errors = 0
         self.last_error: str | None = None
         self._started = time.monotonic()
+        who = replace(who or Announced(), stats_topic=self.topics.stats, events_topic=self.topics.events)
         self.state = RetainedState(device, self.topics, homeassistant or HomeAssistantConfig(),
-                                   [check_topic_level(cam, "camera id") for cam in cameras])
+                                   [check_topic_level(cam, "camera id") for cam in cameras], who)
         self._retained: dict[str, bytes] = {}  # further retained topics, re-sent on every connection
         self._subscriptions: dict[str, Callable[[bytes], None]] = {}
         self._side_lock = threading.Lock()     # _retained and _subscriptions: paho's thread walks them
@@ -167,7 +170,9 @@ class MqttSink:
         ``stats`` holds the service's figures (the processor's snapshot: stage_ms, inference_ms,
         faces_per_minute, dropped, input_fps, ...; cpu_temp_c, ...); see :func:`stats_payload`.
         """
-        payload = stats_payload(self.device, self._started, stats, self.stats())
+        # uptime: of the process (a remote config change reopens the sink; that restart is pipeline_uptime_s)
+        payload = stats_payload(self.device, STARTED_MONOTONIC, stats, {
+            **self.stats(), "pipeline_uptime_s": round(time.monotonic() - self._started, 1), "lag_s": self.state.lag()})
         if self._connected:
             self.client.publish(self.topics.stats, compact_json(payload), qos=0, retain=True)
         return payload

@@ -18,6 +18,8 @@ from edge.config.mqtt import MqttConfig
 from edge.config.queue import QueueConfig
 from edge.events import Event, publishable
 from edge.formatting import compact_json
+from edge.classify import ModelCard, ModelError
+from edge.publish.discovery import Announced
 from edge.publish.instance import INSTANCE_ID
 from edge.publish.mqtt import MqttSink
 from edge.publish.mqtt_client import check_tls_files
@@ -105,7 +107,7 @@ class StdoutSink:
 
 def build_sink(device: str, events: EventsConfig | None = None, mqtt: MqttConfig | None = None,
                queue: QueueConfig | None = None, homeassistant: HomeAssistantConfig | None = None,
-               cameras: Iterable[str] = ()) -> EventSink:
+               cameras: Iterable[str] = (), who: Announced | None = None) -> EventSink:
     """A sink from the publishing sections: MQTT when ``mqtt`` is enabled with a host, else stdout.
 
     Raises QueueError (queue file unusable) or ValueError (bad device id, TLS files) with one clear line.
@@ -116,7 +118,7 @@ def build_sink(device: str, events: EventsConfig | None = None, mqtt: MqttConfig
     check_tls_files(mqtt)           # before the queue is opened (and locked): nothing to undo on a bad file
     q = EventQueue.from_config(queue or QueueConfig())
     try:
-        return MqttSink(device, mqtt, q, events, homeassistant, cameras)
+        return MqttSink(device, mqtt, q, events, homeassistant, cameras, who=who)
     except BaseException:
         # The queue is ours until the sink owns it: release its lock now, or the rollback's
         # reopen of the previous config finds it "in use by another fer-edge process".
@@ -127,4 +129,16 @@ def build_sink(device: str, events: EventsConfig | None = None, mqtt: MqttConfig
 def make_sink(cfg: AppConfig) -> EventSink:
     """The sink for a config: its device, events, mqtt, queue and homeassistant sections; every camera's id."""
     return build_sink(cfg.device.id, cfg.events, cfg.mqtt, cfg.queue, cfg.homeassistant,
-                      [c.source.name for c in cfg.camera_configs()])
+                      [c.source.name for c in cfg.camera_configs()], announced(cfg))
+
+
+def announced(cfg: AppConfig) -> Announced:
+    """Name, location and the model's emotions, for Home Assistant (the card's classes; none if unreadable:
+    the model itself is checked, with a clear error, when the pipeline loads it)."""
+    emotions: tuple[str, ...] = ()
+    if cfg.homeassistant.enabled:
+        try:
+            emotions = ModelCard.load(cfg.model.card or cfg.model.path.with_suffix(".json")).classes
+        except ModelError:
+            pass
+    return Announced(name=cfg.device.name, location=cfg.device.location, emotions=emotions)

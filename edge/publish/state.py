@@ -15,20 +15,30 @@ from typing import Any
 from edge.config.homeassistant import HomeAssistantConfig
 from edge.events import SCHEMA_VERSION, Event, iso_utc
 from edge.formatting import compact_json
-from edge.publish.discovery import availability_message, camera_messages
+from edge.publish.discovery import Announced, camera_messages, device_messages
 from edge.publish.topics import Topics
+
+#: a camera's retained state is published at most once per this many seconds (the first at once, and the
+#: newest state always follows): a crowd changing it several times a second must not churn Home
+#: Assistant's recorder or the dashboards
+STATE_MIN_INTERVAL_S = 2.0
 
 
 class EmotionMix:
     """Faces in view per camera and their current labels, kept up to date from events.
 
-    face_appeared adds a face, emotion_changed relabels it, face_left removes it; summary events
-    change nothing. The sink publishes :meth:`payload` whenever :meth:`update` reports a change.
+    face_appeared adds a face, emotion_changed relabels it, face_left removes it; a summary sets the
+    camera's ``share`` (each emotion's % of the face-time over its interval; ``emotions`` are listed
+    even at 0) and ``people`` (distinct faces it counted). The sink publishes :meth:`payload` whenever
+    :meth:`update` reports a change. :meth:`lag` is how old each camera's newest event is.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, emotions: Iterable[str] = ()) -> None:
         self._faces: dict[str, dict[int, tuple[str, float]]] = {}    # camera -> track -> (label, score)
         self._ts: dict[str, float] = {}
+        self._newest: dict[str, float] = {}                          # camera -> newest event's time
+        self._summary: dict[str, dict[str, Any]] = {}                # camera -> share, people, interval_s
+        self.emotions = tuple(emotions)
 
     def add_camera(self, camera: str) -> bool:
         """Know a camera before its first face (so its empty state is published); True if new."""
@@ -44,7 +54,17 @@ class EmotionMix:
 
     def update(self, event: Event) -> bool:
         """Apply one event; True when the camera's state changed."""
-        if event.type == "summary" or event.track_id is None:
+        self._newest[event.camera] = max(self._newest.get(event.camera, 0.0), event.ts)
+        if event.type == "summary" and event.summary is not None:
+            self.add_camera(event.camera)
+            seconds = {k: v for k, v in event.summary.seconds.items() if v > 0}
+            total = sum(seconds.values())
+            share = {k: 0.0 for k in self.emotions}
+            share.update({k: round(100.0 * v / total, 1) for k, v in seconds.items()} if total else {})
+            self._summary[event.camera] = {"share": share if total else None, "people": event.summary.faces,
+                                           "interval_s": round(event.summary.interval_s, 3)}
+            return True
+        if event.track_id is None:
             return False
         self.add_camera(event.camera)
         faces = self._faces[event.camera]
@@ -70,7 +90,11 @@ class EmotionMix:
         ts = self._ts.get(camera, time.time())
         return {"v": SCHEMA_VERSION, "device": device, "camera": camera, "ts": iso_utc(ts), "epoch": round(ts, 3),
                 "faces": n, "dominant": dominant, "counts": dict(sorted(counts.items())),
-                "mix": {k: round(c / n, 4) for k, c in sorted(counts.items())}}
+                "mix": {k: round(c / n, 4) for k, c in sorted(counts.items())}, **self._summary.get(camera, {})}
+
+    def lag(self, now: float) -> dict[str, float]:
+        """Seconds since each camera's newest event or summary (event time): how far it is behind real time."""
+        return {cam: round(max(0.0, now - t), 1) for cam, t in self._newest.items()}
 
 
 class RetainedState:
@@ -81,9 +105,12 @@ class RetainedState:
     """
 
     def __init__(self, device: str, topics: Topics, homeassistant: HomeAssistantConfig,
-                 cameras: Iterable[str] = ()) -> None:
-        self.device, self.topics, self.ha_cfg = device, topics, homeassistant
-        self._mix = EmotionMix()
+                 cameras: Iterable[str] = (), who: Announced = Announced(),
+                 min_interval_s: float = STATE_MIN_INTERVAL_S) -> None:
+        self.device, self.topics, self.ha_cfg, self.who = device, topics, homeassistant, who
+        self.min_interval_s = min_interval_s
+        self._mix = EmotionMix(who.emotions)
+        self._sent: dict[str, float] = {}       # camera -> time.monotonic() its state was last published
         self._lock = threading.Lock()
         self._dirty: set[str] = set()          # cameras whose retained state must be (re)published
         self._announced: set[str] = set()      # cameras whose discovery config went out on this connection
@@ -100,26 +127,40 @@ class RetainedState:
         return bool(changed)
 
     def connected(self) -> None:
-        """A new connection: every camera's state and every discovery message are due again."""
+        """A new connection: every camera's state and every discovery message are due again, at once."""
         with self._lock:
             self._announced.clear()
             self._device_announced = False
+            self._sent.clear()
             self._dirty |= set(self._mix.cameras)
 
-    def due(self) -> list[tuple[str, str]]:
-        """The (topic, payload) messages to publish now, retained; each only once until due again."""
+    def lag(self) -> dict[str, float]:
+        """Seconds since each camera's newest event (the stats message's ``lag_s``)."""
         with self._lock:
-            dirty, self._dirty = self._dirty, set()
+            return self._mix.lag(time.time())
+
+    def due(self) -> list[tuple[str, str]]:
+        """The (topic, payload) messages to publish now, retained; each only once until due again.
+
+        A camera published less than ``min_interval_s`` ago waits (it stays due; the sender looks again
+        within half a second), so its newest state goes out at a bounded rate.
+        """
+        now = time.monotonic()
+        with self._lock:
+            dirty = {c for c in self._dirty if now - self._sent.get(c, -1e9) >= self.min_interval_s}
+            self._dirty -= dirty
             if not dirty:
                 return []
+            for camera in dirty:
+                self._sent[camera] = now
             msgs: list[tuple[str, dict[str, Any]]] = []
             if self.ha_cfg.enabled:
                 if not self._device_announced:
-                    msgs.append(availability_message(self.ha_cfg, self.device, self.topics.status))
+                    msgs += device_messages(self.ha_cfg, self.device, self.topics.status, self.who)
                     self._device_announced = True
                 for camera in sorted(dirty - self._announced):
                     msgs += camera_messages(self.ha_cfg, self.device, camera, self.topics.state(camera),
-                                            self.topics.status)
+                                            self.topics.status, self.who)
                     self._announced.add(camera)
             msgs += [(self.topics.state(camera), self._mix.payload(camera, self.device)) for camera in sorted(dirty)]
         return [(topic, compact_json(payload)) for topic, payload in msgs]
