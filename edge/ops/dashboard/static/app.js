@@ -21,6 +21,8 @@ const Dash = {
 };
 window.ferDash = Dash;
 Dash.ingest = (msg) => ingest(msg);
+Dash.redraw = () => schedule();
+Dash.history = false;            // the server keeps a history store (snapshot.history.enabled)
 
 function newDevice(id) {
   return { id, status: null, since: null, stats: null, config: null, heard: 0, per_face: false, gaps: 0,
@@ -105,6 +107,7 @@ function loadSnapshot(snap) {
   Object.assign(Dash.limits, snap.limits || {});
   Dash.counters = snap.counters || {};
   Dash.broker = snap.broker || null;
+  Dash.history = !!(snap.history && snap.history.enabled);
   for (const d of snap.devices || []) {
     const dev = device(d.id);
     Object.assign(dev, { status: d.status, since: d.since, stats: d.stats, config: d.config, heard: d.heard,

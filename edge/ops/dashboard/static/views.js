@@ -121,7 +121,7 @@ function health(dev, big) {
     ["fps", fmt(st.processing_fps, 1)], [big ? "input fps" : "in", fmt(st.input_fps, 1)],
     [big ? "inference" : "infer", fmt(st.inference_ms, 1, "ms")], [big ? "dropped frames" : "drop", fmt(st.dropped_frames, 0)],
     ["queue", fmt(q.depth, 0) + (q.oldest_age_s ? ` (${fmt(q.oldest_age_s, 0, "s")} old)` : "")],
-    ["CPU", fmt(st.cpu_temp_c, 0, "°C")],
+    [big ? "CPU temperature" : "CPU temp", fmt(st.cpu_temp_c, 0, "°C")],
   ];
   const last = (dev.stats || {}).epoch;
   if (big) rows.push(["uptime", st.uptime_s ? ago(Date.now() / 1000 - st.uptime_s) : "–"],
@@ -184,7 +184,8 @@ function renderFleet(Dash, main, full) {
   if (!cards || full) {
     main.replaceChildren(
       h("section", { class: "fleet" }, h("div", { id: "cards", class: "cards" })),
-      h("section", { class: "ticker" }, h("h2", null, "Latest events"), h("ol", { id: "ticker" })));
+      h("section", { class: "ticker" }, h("h2", null, "Latest events"), h("ol", { id: "ticker" })),
+      h("p", { class: "history-link", hidden: !Dash.history }, h("a", { class: "chip", href: "#/history" }, "History of the fleet, by group and location")));
     cards = main.querySelector("#cards");
     cardEls.clear(); cardIds = "";
   }
@@ -228,11 +229,113 @@ function cameraPanel(Dash, dev, name, cam) {
     : h("div", { class: "now stale" }, h("span", { class: "last-seen" }, lastSeenText(dev, cam.state)));
   const panel = h("section", { class: "cam", data: { camera: name } },
     h("h2", null, name), now,
-    h("h3", null, `Last ${timelineWindow(Dash) >= 3600 ? "hour" : Math.round(timelineWindow(Dash) / 60) + " minutes"} (face-seconds per emotion, per summary interval)`), canvas, C.legend(C.orderedLabels(Object.fromEntries([...labels].map((l) => [l, 1])))),
+    h("h3", null, `Last ${timelineWindow(Dash) >= 3600 ? "hour" : Math.round(timelineWindow(Dash) / 60) + " minutes"} (faces in view by emotion: the mean over each summary interval)`), canvas, C.legend(C.orderedLabels(Object.fromEntries([...labels].map((l) => [l, 1])))),
     dev.per_face ? h("h3", null, "Latest events") : h("p", { class: "tag" }, "aggregate only: this device publishes summaries and the emotion mix, no per-face events"),
     dev.per_face ? h("ol", { class: "events" }, events.length ? events.map((e) => eventRow(e, false)) : h("li", { class: "muted" }, "no event yet")) : null);
+  if (Dash.history) panel.append(historyBlock(Dash, { device: dev.id, camera: name }, `fer-edge-${dev.id}-${name}`));
   requestAnimationFrame(() => C.drawTimeline(canvas, cam.summaries, Date.now() / 1000, timelineWindow(Dash)));
   return panel;
+}
+
+/* ---- history (/api/history): fetched once a minute per scope and range, drawn from the cache ---- */
+const History = { range: "7d", cache: new Map(), REFRESH_MS: 60000 };
+const RANGE_NAMES = { today: "today", "7d": "7 days", "30d": "30 days" };
+
+function historyQuery(scope) {
+  const q = new URLSearchParams(Object.entries(scope).filter(([, v]) => v));
+  q.set("range", History.range);
+  q.set("tz", String(-new Date().getTimezoneOffset()));
+  return q.toString();
+}
+
+/* The cached view of a scope (null until fetched); fetches (again) when missing or older than a minute. */
+function historyOf(Dash, scope) {
+  const key = historyQuery(scope);
+  const hit = History.cache.get(key);
+  if (!hit || (Date.now() - hit.at > History.REFRESH_MS && !hit.loading)) {
+    const entry = hit || { at: 0, data: null, error: null };
+    entry.loading = true;
+    History.cache.set(key, entry);
+    fetch("api/history?" + key).then((r) => r.ok ? r.json() : r.text().then((t) => { throw new Error(t.trim()); }))
+      .then((data) => { entry.data = data; entry.error = null; })
+      .catch((err) => { entry.error = String(err.message || err); })
+      .finally(() => { entry.at = Date.now(); entry.loading = false; Dash.dirty.add("*"); window.ferDash.redraw(); });
+    if (History.cache.size > 64) History.cache.delete(History.cache.keys().next().value);
+  }
+  return History.cache.get(key);
+}
+
+function pct(v) { return v === null || v === undefined ? "–" : `${Math.round(v * 100)}%`; }
+
+function historyTotals(data) {
+  const t = data.totals, b = data.before;
+  const span = RANGE_NAMES[data.range];
+  const before = data.range === "today" ? "the day before" : `the ${span} before`;
+  return h("p", { class: "hist-totals" },
+    h("b", null, fmt(t.faces_in_view, 2)), ` faces in view on average over ${span} (${before}: ${fmt(b.faces_in_view, 2)}); `,
+    h("b", null, fmt(t.faces_seen, 0)), ` faces seen (${before}: ${fmt(b.faces_seen, 0)}); `,
+    t.dominant ? [`mostly ${t.dominant} `, h("b", null, pct(t.mix[t.dominant])), "; "] : null,
+    "negative ", h("b", null, pct(t.negative)), ` (${before}: ${pct(b.negative)})`);
+}
+
+function historyBlock(Dash, scope, csvName) {
+  const entry = historyOf(Dash, scope);
+  const data = entry && entry.data;
+  const buttons = Object.entries(RANGE_NAMES).map(([k, label]) => h("button", {
+    type: "button", class: k === History.range ? "on" : null, data: { range: k } }, label));
+  const box = h("div", { class: "history", data: { scope: JSON.stringify(scope) } },
+    h("div", { class: "hist-head" }, h("h3", null, "History"), buttons,
+      h("a", { class: "csv", href: "api/history?" + historyQuery(scope) + "&format=csv", download: csvName + ".csv" }, "CSV"),
+      h("a", { class: "csv", href: "api/history?" + historyQuery(scope), target: "_blank" }, "JSON")));
+  for (const b of box.querySelectorAll("button")) {
+    b.onclick = (e) => { e.preventDefault(); History.range = b.dataset.range; Dash.dirty.add("*"); window.ferDash.redraw(); };
+  }
+  if (!data) {
+    box.append(h("p", { class: "muted" }, entry && entry.error ? `history unavailable: ${entry.error}` : "loading history…"));
+    return box;
+  }
+  const chart = h("canvas", { class: "timeline hist-chart" });
+  const grid = h("canvas", { class: "hourgrid" });
+  const labels = new Set();
+  for (const bar of data.bars) for (const k of Object.keys(bar.rate)) labels.add(k);
+  box.append(historyTotals(data),
+    h("h4", null, `Faces in view by emotion, per ${data.bar_s >= 86400 ? "day" : "hour"} (mean over the ${data.bar_s >= 86400 ? "day" : "hour"}; a rate, whatever the summary interval)`),
+    chart, C.legend(C.orderedLabels(Object.fromEntries([...labels].map((l) => [l, 1])))),
+    h("h4", null, "Hour of day by day (colour: the emotion most seen; strength: faces in view)"), grid);
+  requestAnimationFrame(() => { C.drawHistory(chart, data); C.drawHourGrid(grid, data); });
+  return box;
+}
+
+function rankingTable(data) {
+  if (!data || !data.ranking || !data.ranking.length) return null;
+  return h("table", { class: "ranking" },
+    h("thead", null, h("tr", null, ["camera", "where", "faces in view", "negative", "mostly"].map((c) => h("th", null, c)))),
+    h("tbody", null, data.ranking.map((r) => h("tr", { data: { device: r.device, camera: r.camera } },
+      h("td", null, h("a", { href: "#/device/" + encodeURIComponent(r.device) }, r.name), " ", h("small", { class: "muted" }, `${r.device} ${r.camera}`)),
+      h("td", null, r.location || "–"), h("td", null, fmt(r.faces_in_view, 2)), h("td", null, pct(r.negative)),
+      h("td", null, r.dominant || "–")))));
+}
+
+/* #/history[?group=G|location=L]: the fleet's history, by group or location, and its cameras ranked by negative share */
+function renderHistory(Dash, main, query) {
+  const params = new URLSearchParams(query);
+  const scope = { group: params.get("group") || "", location: params.get("location") || "" };
+  const groups = new Set(), places = new Set();
+  for (const dev of Dash.devices.values()) {
+    for (const g of (dev.config && dev.config.groups) || (dev.stats && dev.stats.groups) || []) groups.add(g);
+    if (placeOf(dev)) places.add(placeOf(dev));
+  }
+  const link = (label, q, on) => h("a", { class: "chip" + (on ? " on" : ""), href: "#/history" + (q ? "?" + q : "") }, label);
+  const title = scope.group ? `group ${scope.group}` : scope.location ? scope.location : "the whole fleet";
+  const block = historyBlock(Dash, scope, "fer-edge-" + (scope.group || scope.location || "fleet"));
+  const entry = History.cache.get(historyQuery(scope));
+  main.replaceChildren(h("section", { class: "cam fleet-history" },
+    h("h2", null, `History of ${title}`),
+    h("div", { class: "chips" }, link("whole fleet", "", !scope.group && !scope.location),
+      [...groups].sort().map((g) => link(`group ${g}`, "group=" + encodeURIComponent(g), g === scope.group)),
+      [...places].sort().map((l) => link(l, "location=" + encodeURIComponent(l), l === scope.location))),
+    block,
+    h("h3", null, "Cameras, most negative first"), rankingTable(entry && entry.data) || h("p", { class: "muted" }, "no camera recorded in this span")));
 }
 
 function renderDevice(Dash, main, id) {
@@ -257,7 +360,8 @@ function renderHeader(Dash) {
   const state = Dash.stream !== "open" ? "server-lost" : b && b.connected ? "connected" : "disconnected";
   badge.className = `badge ${state}`;
   badge.dataset.state = state;
-  badge.textContent = state === "connected" ? `broker ${b.address}` : state === "server-lost" ? "dashboard server unreachable" : "broker down";
+  const kiosk = document.body.classList.contains("kiosk");     // a wall screen shows no address
+  badge.textContent = state === "connected" ? (kiosk ? "live" : `broker ${b.address}`) : state === "server-lost" ? "dashboard server unreachable" : "broker down";
   const banner = document.getElementById("banner");
   let text = "";
   if (state === "server-lost") text = "The dashboard server cannot be reached; retrying. What you see may be out of date.";
@@ -275,7 +379,13 @@ let lastRoute = "";
 function render(Dash) {
   renderHeader(Dash);
   const main = document.getElementById("main");
-  const route = location.hash.startsWith("#/device/") ? decodeURIComponent(location.hash.slice(9)) : "";
+  const hash = location.hash;
+  if (hash.startsWith("#/history")) {
+    lastRoute = hash;
+    if (Dash.dirty.has("*") || Dash.fleetDirty) renderHistory(Dash, main, hash.split("?")[1] || "");
+    return;
+  }
+  const route = hash.startsWith("#/device/") ? decodeURIComponent(hash.slice(9)) : "";
   const full = route !== lastRoute;
   lastRoute = route;
   if (!route) renderFleet(Dash, main, full);
