@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -30,33 +31,82 @@ COLOURS = {
 }
 
 
+# what a viewer reads for the quality gate that kept a face unread (edge/quality.py's reasons are internal words)
+QUALITY_WORDS = {"small": "too small", "low_score": "unsure face", "turned": "turned away", "blurry": "blurred"}
+# faces narrower than this get no score in their label, only the emotion (their box says the rest)
+SMALL_FACE_PX = 60
+
+
+def _label(tr: "Track", cfg: PreviewConfig, small: bool) -> str:
+    emotion = tr.emotion
+    if emotion is None:
+        return QUALITY_WORDS.get(tr.quality or "", "reading...") if not small else "?"
+    text = emotion if small else f"#{tr.id} {emotion}"
+    if cfg.show_scores and not small:
+        text += f" {tr.scores.get(emotion, 0.0):.2f}"
+    return text
+
+
+def _overlaps(a: tuple[int, int, int, int], placed: list[tuple[int, int, int, int]]) -> bool:
+    return any(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3] for b in placed)
+
+
 def annotate(image: np.ndarray, tracks: list["Track"], cfg: PreviewConfig | None = None,
              status: str | None = None) -> np.ndarray:
-    """Draw the confirmed tracks (box, id, emotion, score or quality reason) on a copy of a BGR image."""
+    """Draw the confirmed tracks (box, id, emotion, score or why unread) on a copy of a BGR image.
+
+    Labels stay inside the frame and never on top of each other: the larger faces are labelled first,
+    a label that would cover another goes below its box, and where both places are taken the box alone
+    (its colour is the emotion) is drawn. Small faces get a short label (the emotion only).
+    """
     import cv2  # heavy import kept out of config loading
 
     cfg = cfg or PreviewConfig()
     out = image.copy()
-    for tr in tracks:
-        if not tr.confirmed:
-            continue
+    height, width = out.shape[:2]
+    placed: list[tuple[int, int, int, int]] = []
+    shown = sorted((tr for tr in tracks if tr.confirmed), key=lambda tr: -(tr.box[2] * tr.box[3]))
+    for tr in shown:
         x, y, w, h = (int(round(v)) for v in tr.box)
-        emotion = tr.emotion
-        colour = COLOURS.get(emotion or "", (128, 128, 128))
+        colour = COLOURS.get(tr.emotion or "", (128, 128, 128))
         cv2.rectangle(out, (x, y), (x + w, y + h), colour, 2)
-        text = f"#{tr.id} {emotion or '?'}"
-        if cfg.show_scores and emotion is not None:
-            text += f" {tr.scores.get(emotion, 0.0):.2f}"
-        if tr.quality:
-            text += f" ({tr.quality})"
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-        ty = max(th + base, y - 4)
-        cv2.rectangle(out, (x, ty - th - base), (x + tw + 4, ty + base - 2), colour, -1)
-        cv2.putText(out, text, (x + 2, ty - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        placed.append((x, y, x + w, y + h))
+    for tr in shown:
+        x, y, w, h = (int(round(v)) for v in tr.box)
+        small = w < SMALL_FACE_PX
+        text = _label(tr, cfg, small)
+        scale = 0.4 if small else 0.5
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        lx = min(max(0, x), max(0, width - tw - 4))                         # inside the frame, left and right
+        for top in (y - th - base - 4, y + h + 2):                          # above the box, else below it
+            top = min(max(0, top), max(0, height - th - base - 2))
+            rect = (lx, top, lx + tw + 4, top + th + base + 2)
+            if not _overlaps(rect, [r for r in placed if r != (x, y, x + w, y + h)]):    # other faces, labels
+                colour = COLOURS.get(tr.emotion or "", (128, 128, 128))
+                cv2.rectangle(out, rect[:2], (rect[2], rect[3]), colour, -1)
+                cv2.putText(out, text, (lx + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
+                            cv2.LINE_AA)
+                placed.append(rect)
+                break
     if status:
-        cv2.putText(out, status, (8, out.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        cv2.putText(out, status, (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+class FpsMeter:
+    """Frames per second over the last ``window_s`` seconds (a steady figure, not 1 / the last frame's gap)."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+
+    def tick(self, now: float) -> float:
+        """Count a frame at ``now`` (time.monotonic()); the rate over the window (0 until two frames)."""
+        self._times.append(now)
+        while self._times and self._times[0] < now - self.window_s:
+            self._times.popleft()
+        span = now - self._times[0]
+        return (len(self._times) - 1) / span if span > 0 else 0.0
 
 
 def display_problem() -> str | None:

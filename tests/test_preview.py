@@ -145,3 +145,47 @@ def test_recognize_command_prints_events_and_explains_a_missing_display() -> Non
     assert all(e["device"] for e in events) and events[0]["device"] in socket.gethostname()
     assert all(abs(e["epoch"] - time.time()) < 300 for e in events)
     assert events[0]["ts"].startswith(time.strftime("%Y-", time.gmtime()))
+
+
+def test_labels_of_a_crowd_stay_inside_the_frame_never_overlap_and_use_viewer_words(frame_and_tracks, monkeypatch):
+    """Issue 27: on the crowd clip the labels of small faces piled up, were cut at the edge, showed 'low_score'."""
+    from dataclasses import replace
+
+    _, tracks = frame_and_tracks
+    model = tracks[0]
+    crowd = [replace(model, id=k, key=k, box=(250.0 + 6 * (k % 4), 2.0 + 20 * (k // 4), 28.0, 28.0),
+                     quality="low_score" if k % 3 else "small") for k in range(12)]
+    crowd.append(replace(model, id=99, key=99, box=(0.0, 150.0, 120.0, 90.0)))       # a big face at the left edge
+    drawn: list[tuple[str, tuple[int, int], float]] = []
+    real = cv2.putText
+
+    def record(img, text, org, font, scale, *args, **kwargs):
+        drawn.append((text, org, scale))
+        return real(img, text, org, font, scale, *args, **kwargs)
+
+    monkeypatch.setattr(cv2, "putText", record)
+    image = np.zeros((240, 320, 3), np.uint8)
+    annotate(image, crowd, status="30.0 fps")
+    labels = [(t, org, s) for t, org, s in drawn if t != "30.0 fps"]
+    assert labels and not any("low_score" in t or "_" in t for t, _, _ in labels)
+    rects = []
+    for text, (x, y), scale in labels:
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        rect = (x - 2, y - th - 1, x + tw + 2, y + base + 1)
+        assert rect[0] >= 0 and rect[1] >= 0 and rect[2] <= 320 and rect[3] <= 240, (text, rect)
+        rects.append(rect)
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+    assert any(t.startswith("#99") for t, _, _ in labels)        # the big face always gets its full label
+
+
+def test_the_fps_counter_is_steady_when_frames_come_in_bursts():
+    """Frames at 30 per second in pairs (1 ms apart, then 65.7 ms): the old per-frame counter swung 25 <-> 290."""
+    from edge.preview import FpsMeter
+
+    meter, t, shown = FpsMeter(), 100.0, []
+    for k in range(300):
+        t += 0.001 if k % 2 else 0.0657
+        shown.append(meter.tick(t))
+    assert all(28 <= v <= 32 for v in shown[100:]), (min(shown[100:]), max(shown[100:]))

@@ -29,7 +29,7 @@ from edge.commands.detect import add_pipeline_arguments, analyzer_from_args
 from edge.config import AppConfig, load_config
 from edge.exitcodes import EXIT_MODEL, EXIT_OK, EXIT_USAGE
 from edge.frame_processor import FrameProcessor
-from edge.preview import MjpegServer, annotate, display_problem
+from edge.preview import FpsMeter, MjpegServer, annotate, display_problem
 from edge.publish import EventSink, StdoutSink
 from edge.sources import Source, missing_file, open_source
 from edge.sources.demo import as_demo
@@ -145,13 +145,11 @@ def _loop(args: argparse.Namespace, cfg: AppConfig, source: Source, proc: FrameP
           server: MjpegServer | None, window: bool, sink: EventSink | None) -> int:
     import cv2
 
-    fps, last, n = 0.0, time.monotonic(), 0
+    meter, n = FpsMeter(), 0
     for frame in dated(source, source.live):      # events carry real dates, as from `fer-edge run`
         result = proc.process(frame, now=time.time() if source.live else None)
         n += 1
-        now = time.monotonic()
-        fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if n > 1 else 0.0
-        last = now
+        fps = meter.tick(time.monotonic())        # frames over the last 2 s: steady, not per-frame gaps
         if sink is not None and result.events:
             sink.publish_all(result.events)
         if window or server is not None:
