@@ -54,6 +54,24 @@ def effective(base: dict[str, Any], layers: dict[str, dict[str, Any]], groups: l
         patch = layers.get(name)
         if patch:
             doc = merge_patch(doc, literal(patch))
+    return keep_tags(base, doc)
+
+
+def keep_tags(base: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """A section a layer brought in without its ``type`` (``detector: {min_score: 0.5}`` where the file has no
+    detector section) keeps the type it runs with now: the file's, else the default. So a section patch
+    changes one key without restating the rest; a file that leaves ``type`` out is still told to say it."""
+    from edge.config.app import AppConfig           # the config model, only for its section defaults
+
+    for key, section in doc.items():
+        if not isinstance(section, dict) or "type" in section or section == base.get(key):
+            continue
+        field = AppConfig.model_fields.get(key)
+        default = field.get_default(call_default_factory=True) if field is not None else None
+        tag = (base.get(key) or {}).get("type") if isinstance(base.get(key), dict) else None
+        tag = tag or getattr(default, "type", None)
+        if isinstance(tag, str):
+            doc = {**doc, key: {"type": tag, **section}}
     return doc
 
 

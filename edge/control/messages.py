@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.config.docdiff import differences, flatten
 from edge.config import ConfigError, Document, LoadedConfig, Problem, RemoteConfigConfig, parse_yaml, validate_document
 from edge.events import iso_utc
-from edge.control.layers import DEVICE_LAYER, LayerState, LayerStore, effective, group_layer, groups_of
+from edge.control.layers import DEVICE_LAYER, LayerState, LayerStore, effective, group_layer, groups_of, layer_order
 from edge.control.patch import message_mode
 from edge.control.signing import ReplayGuard, Signed, SignatureError, has_signature, verify_message
 
@@ -223,3 +224,40 @@ def config_state(loaded: LoadedConfig | None, base: LoadedConfig | None, layers:
         payload["require_signature"] = loaded.config.service.remote_config.require_signature
     payload.update({k: v for k, v in fields.items() if v is not None or k in ("serial", "signer", "target")})
     return payload
+
+
+SECRET_KEYS = ("password", "secret", "token")
+
+
+def redacted(value: Any, key: str = "") -> Any:
+    """A config document safe to publish: passwords, secrets and tokens replaced, credentials cut out of URIs."""
+    if isinstance(value, dict):
+        return {k: redacted(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v, key) for v in value]
+    if any(word in key.lower() for word in SECRET_KEYS) and value not in (None, ""):
+        return "***"
+    if isinstance(value, str) and "://" in value and "@" in value.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = value.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return value
+
+
+def layers_payload(loaded: LoadedConfig | None, base: LoadedConfig | None,
+                   layers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The retained ``config/layers``: the file's document and each remote layer (secrets redacted), lowest first,
+    for `fer-edge fleet show` (the effective config per layer and its difference from the file)."""
+    file = base.document if base is not None else {}
+    groups = groups_of(file, layers)
+    running = effective(file, layers, groups)
+    # which layer set each key that differs from the file: the highest layer that mentions it
+    order = layer_order(groups)
+    changed = []
+    for key, was, now in differences(redacted(file), redacted(running)):
+        by = next((name for name in reversed(order) if key in flatten(layers.get(name) or {})
+                   or any(k.startswith(key + ".") or key.startswith(k + ".") for k in flatten(layers.get(name) or {}))),
+                  None)
+        changed.append({"key": key, "file": was, "now": now, "layer": by})
+    return {"v": 1, "version": loaded.version if loaded else None, "ts": iso_utc(time.time()),
+            "source": base.source if base is not None else None, "order": order, "file": redacted(file),
+            "layers": {k: redacted(v) for k, v in layers.items()}, "effective": redacted(running), "changed": changed}

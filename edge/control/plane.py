@@ -36,7 +36,7 @@ from typing import Any
 from edge.config import AppConfig, ConfigError, LoadedConfig, load_file
 from edge.control.inbox import ConfigInbox
 from edge.control.layers import DEVICE_LAYER, LayerStore, default_layer_path
-from edge.control.messages import Duplicate, FleetConfig, Prepared, config_state
+from edge.control.messages import Duplicate, FleetConfig, Prepared, config_state, layers_payload
 from edge.control.model_updates import ModelUpdates
 from edge.control.patch import refuse_lockout
 from edge.control.probation import PASSED, WAITING, Probation, failure_text, needs_for
@@ -168,6 +168,8 @@ class ControlPlane:
         """Retained ``config/state``: the running version, the last error (or null), and ``fields``."""
         layers = self.fleet.state.layers if self.fleet is not None else {}
         self.runtime.publish_retained("config/state", config_state(self.running, self.base, layers, error, **fields))
+        # the file and each layer (secrets redacted) for `fer-edge fleet show` and the rollback report
+        self.runtime.publish_retained("config/layers", layers_payload(self.running, self.base, layers))
 
     # ---- the main loop ----
 

@@ -1,11 +1,12 @@
 """`fer-edge fleet`: the operator's view of every device under one MQTT prefix, and changes to them.
 
-    fer-edge fleet list [--json]                         # online, versions, groups, last seen
+    fer-edge fleet list [--json]                         # names, online, versions, groups, last seen
+    fer-edge fleet show cam-12                           # the effective config, layer by layer, vs the file
     fer-edge fleet push patch.yaml --group shop          # sign, publish, show each device's answer
     fer-edge fleet push patch.yaml --device cam-12
     fer-edge fleet rollback --group shop                 # back to the previous config
     fer-edge fleet push-model new.tflite --group shop    # model update over the air (card beside it)
-    fer-edge fleet events [--device ID]                  # follow events, de-duplicated by id
+    fer-edge fleet events [--device ID] [--readable]     # follow events, de-duplicated by id
 
 It speaks MQTT only (the broker is the only thing it needs). Exit codes: 0 every device took it,
 1 some device rejected it, rolled it back or did not answer, 2 usage/broker/credential problems.
@@ -24,6 +25,7 @@ from edge.exitcodes import EXIT_OK, EXIT_USAGE
 from edge.ops.fleet.model_push import push_model
 from edge.ops.fleet.operator import Broker, Connection, Fleet, FleetError
 from edge.ops.fleet.push import check_signing, report, send_and_wait, sign_body, target_of, targets, topic_of
+from edge.ops.fleet.show import rollback_notes, show
 from edge.ops.fleet.watch import follow_events
 
 
@@ -58,8 +60,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--selftest", help="self-test faces (.npz: images, labels) sent with the model")
             p.add_argument("--keep-blobs", action="store_true",
                            help="leave the retained chunks on the broker (for devices that are offline now)")
-    ev = sub.add_parser("events", help="follow events, de-duplicated by id (one JSON line each)")
+    sh = sub.add_parser("show", help="one device: its effective config, each layer (file, groups, device) and "
+                                     "how it differs from the file")
+    sh.add_argument("device", help="device id")
+    sh.add_argument("--json", action="store_true", help="the device's config/layers message as JSON")
+    ev = sub.add_parser("events", help="follow events, de-duplicated by id (one JSON line each, or --readable)")
     ev.add_argument("--device", default="+", help="one device id (default: all)")
+    ev.add_argument("--group", help="only the devices of this group (device.groups)")
+    ev.add_argument("--type", help="only these event types, comma-separated (face_appeared, emotion_changed, "
+                                   "face_left, summary)")
+    ev.add_argument("--readable", action="store_true",
+                    help="one line per event for people: time, device name, camera, what happened")
     ev.add_argument("--count", type=int, default=0, help="exit after this many distinct events (0: never)")
     ev.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds (0: never)")
     ev.add_argument("--session", help="persistent session name: events sent while this command was not "
@@ -72,12 +83,15 @@ def run(args: argparse.Namespace) -> int:
                     args.ca_file, bool(args.ca_file))
     try:
         if args.action == "events":
-            return follow_events(broker, args.device, args.count, args.timeout, args.session)
+            return follow_events(broker, args.device, args.count, args.timeout, args.session, group=args.group,
+                                 types=_types(args.type), readable=args.readable)
         with Connection(broker) as conn:
             fleet = Fleet(conn)
             fleet.settle()
             if args.action == "list":
                 return _list(fleet, args.json)
+            if args.action == "show":
+                return show(fleet, args.device, args.json)
             if args.action == "push-model":
                 return push_model(fleet, args, _secret(args))
             body = _read_change(args.file) if args.action == "push" else b"# action: rollback\n"
@@ -97,14 +111,28 @@ def _list(fleet: Fleet, as_json: bool) -> int:
     if not rows:
         print(f"no device has published under {fleet.prefix}/ on this broker")
         return EXIT_OK
-    head = ("device", "state", "version", "model", "config", "groups", "last seen")
-    table = [head] + [(r["device"], r["state"] or "?", r["version"] or "?", str(r["model"] or "?"),
-                       (r["config_version"] or "?")[:12] + ("" if r["config_ok"] in (None, True) else " (last change failed)"),
+    head = ("device", "location", "state", "version", "model", "config", "groups", "last seen")
+    table = [head] + [(f"{r['name']} ({r['device']})" if r["name"] else r["device"], r["location"] or "-",
+                       r["state"] or "?", r["version"] or "?", str(r["model"] or "?"),
+                       (r["config_version"] or "?")[:12] + ("" if r["config_ok"] in (None, True) else " REJECTED"),
                        ",".join(r["groups"]) or "-", _ago(r["last_seen"])) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     for row in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    for r in rows:       # the reason of a refused change, in full, under the table
+        if r["config_error"]:
+            print(f"{r['name'] or r['device']} ({r['device']}): last change REJECTED: {r['config_error']}")
     return EXIT_OK
+
+
+def _types(text: str | None) -> set[str] | None:
+    known = {"face_appeared", "emotion_changed", "face_left", "summary"}
+    if not text:
+        return None
+    types = {t.strip() for t in text.split(",") if t.strip()}
+    if types - known:
+        raise FleetError(f"--type {','.join(sorted(types - known))}: unknown event type (use {', '.join(sorted(known))})")
+    return types
 
 
 def _ago(epoch: float | None) -> str:
@@ -137,9 +165,16 @@ def _push(fleet: Fleet, args: argparse.Namespace, body: bytes) -> int:
     secret = _secret(args)
     check_signing(fleet, devices, secret, args.secret_env)
     payload, serial = sign_body(body, secret, target_of(args.device, args.group))
+    before = {d: dict(fleet.devices[d].layers) for d in devices}
     answers = send_and_wait(fleet, topic_of(fleet, args.device, args.group, "config/set"), payload, devices,
                             serial, args.timeout)
-    return report(answers, args.json, "rollback" if args.action == "rollback" else "push")
+    if args.action != "rollback":
+        return report(answers, args.json, "push")
+    fleet.wait(lambda: all(fleet.devices[a.device].layers.get("version") == a.version
+                           for a in answers if a.took_it and a.version), 3.0)     # their config/layers follow
+    notes = rollback_notes(fleet, answers, before, args.group)
+    code = report(answers, args.json, "rollback", notes)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 # CONNACK codes that mean "who are you" rather than "cannot reach" (MQTT 3.1.1 4/5, MQTT 5 0x86/0x87)
 AUTH_CODES = (4, 5, 0x86, 0x87, 0x8C)
-WATCHED = ("status", "stats", "config/state", "model/state")
+WATCHED = ("status", "stats", "config/state", "config/layers", "model/state")
 
 
 class FleetError(RuntimeError):
@@ -54,7 +54,17 @@ class DeviceView:
     stats: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
+    layers: dict[str, Any] = field(default_factory=dict)     # config/layers: the file and each remote layer
     last_seen: float | None = None          # epoch of the newest of these messages
+
+    @property
+    def name(self) -> str:
+        """device.name (from its stats), else the id."""
+        return str(self.stats.get("name") or self.id)
+
+    @property
+    def state(self) -> str:
+        return str(self.status.get("state") or "unknown")
 
     @property
     def groups(self) -> list[str]:
@@ -63,9 +73,11 @@ class DeviceView:
     def row(self) -> dict[str, Any]:
         """The `fleet list` row (also the --json object)."""
         model = self.model.get("model") or self.stats.get("model")
-        return {"device": self.id, "online": self.status.get("state") == "online",
+        return {"device": self.id, "name": self.stats.get("name") or None, "location": self.stats.get("location") or None,
+                "online": self.status.get("state") == "online",
                 "state": self.status.get("state"), "version": self.status.get("version") or self.stats.get("version"),
                 "model": model, "config_version": self.config.get("version"), "config_ok": self.config.get("ok"),
+                "config_error": self.config.get("error") if self.config.get("ok") is False else None,
                 "groups": self.groups, "last_seen": self.last_seen}
 
 
@@ -185,7 +197,7 @@ class Fleet:
             self.received += int(retained)
             view = self.devices.setdefault(device, DeviceView(device))
             setattr(view, {"status": "status", "stats": "stats", "config/state": "config",
-                           "model/state": "model"}[kind], data)
+                           "config/layers": "layers", "model/state": "model"}[kind], data)
             seen = data.get("epoch") or _epoch(data.get("ts"))
             if seen and (view.last_seen is None or seen > view.last_seen):
                 view.last_seen = seen

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 APPLIED, REJECTED, ROLLED_BACK, NO_ANSWER, PENDING = "applied", "rejected", "rolled back", "no answer", "pending"
+NOT_RUNNING = "not running"       # stopped or offline when the push went out: answered at once, not waited for
 
 
 @dataclass
@@ -59,6 +60,12 @@ class Tracker:
 
     def sent(self) -> None:
         self.sent_at, self.sent_epoch = time.monotonic(), time.time()
+
+    def not_running(self, device: str, detail: str) -> None:
+        """A device the fleet knows is stopped or offline: its answer now, without waiting for it."""
+        with self.lock:
+            answer = self.answers[device]
+            answer.outcome, answer.detail, answer.after_s = NOT_RUNNING, detail, 0.0
 
     def feed(self, device: str, kind: str, state: dict[str, Any]) -> None:
         """A message from the broker: record it if it answers this push."""

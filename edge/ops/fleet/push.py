@@ -5,10 +5,11 @@ Shared by `fer-edge fleet push`, `rollback` and `push-model` (and bench/fleet.py
 from __future__ import annotations
 
 import json
+import time
 
 from edge.exitcodes import EXIT_FAILED, EXIT_OK
 from edge.ops.fleet.operator import Fleet, FleetError
-from edge.ops.fleet.outcome import Answer, Tracker
+from edge.ops.fleet.outcome import NOT_RUNNING, Answer, Tracker
 from edge.control.signing import SignatureError, new_serial, sign_message
 
 
@@ -65,6 +66,8 @@ def send_and_wait(fleet: Fleet, topic: str, payload: bytes, devices: list[str], 
                   timeout: float, kind: str = "config/state") -> list[Answer]:
     """Publish ``payload`` on ``topic`` and collect each device's answer until all came or ``timeout``."""
     tracker = Tracker(devices, serial, kind)
+    for device, detail in not_running(fleet, devices).items():
+        tracker.not_running(device, detail)
     fleet.listeners.append(tracker.feed)
     try:
         tracker.sent()
@@ -75,15 +78,38 @@ def send_and_wait(fleet: Fleet, topic: str, payload: bytes, devices: list[str], 
     return tracker.finish()
 
 
-def report(answers: list[Answer], as_json: bool, what: str) -> int:
-    """Print one line per device; exit 1 unless every device took it."""
+def not_running(fleet: Fleet, devices: list[str]) -> dict[str, str]:
+    """The targets whose retained status says stopped or offline, with since when: a push is not retained, so
+    they cannot take it now; the command says so at once instead of waiting its whole --timeout for them."""
+    out = {}
+    with fleet.cond:
+        for device in devices:
+            view = fleet.devices.get(device)
+            state = view.state if view is not None else "unknown"
+            if state in ("stopped", "offline"):
+                # stopped: when it said so; offline (its last will, dated when that connection opened): last stats
+                since = view.status.get("epoch") if state == "stopped" else view.stats.get("epoch") or view.last_seen
+                when = time.strftime(" since %H:%M:%S", time.localtime(since)) if since else ""
+                out[device] = (f"{state}{when}: it cannot take this change now (a push is not kept for it); "
+                               "push again once it is online")
+    return out
+
+
+def report(answers: list[Answer], as_json: bool, what: str, notes: dict[str, list[str]] | None = None) -> int:
+    """Print one line per device (and its ``notes``, indented under it); exit 1 unless every device took it."""
+    notes = notes or {}
     if as_json:
-        print(json.dumps([a.as_dict() for a in answers], indent=1))
+        print(json.dumps([{**a.as_dict(), **({"notes": notes[a.device]} if a.device in notes else {})}
+                          for a in answers], indent=1))
     else:
         for a in answers:
-            when = f" after {a.after_s:.1f} s" if a.after_s is not None else ""
+            when = f" after {a.after_s:.1f} s" if a.after_s is not None and a.outcome != NOT_RUNNING else ""
             detail = f": {a.detail}" if a.detail else ""
             print(f"{a.device}: {a.outcome}{when}{detail}")
+            for line in notes.get(a.device, []):
+                print(f"  {line}")
+        for line in notes.get("", []):
+            print(line)
         ok = sum(a.took_it for a in answers)
         print(f"{what}: {ok} of {len(answers)} device(s) took it")
     return EXIT_OK if all(a.took_it for a in answers) else EXIT_FAILED
