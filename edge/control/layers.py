@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.config.app import AppConfig
 from edge.control.patch import merge_patch
 from edge.control.storage import write_config
 from edge.state_dir import state_dir
@@ -61,8 +62,6 @@ def keep_tags(base: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
     """A section a layer brought in without its ``type`` (``detector: {min_score: 0.5}`` where the file has no
     detector section) keeps the type it runs with now: the file's, else the default. So a section patch
     changes one key without restating the rest; a file that leaves ``type`` out is still told to say it."""
-    from edge.config.app import AppConfig           # the config model, only for its section defaults
-
     for key, section in doc.items():
         if not isinstance(section, dict) or "type" in section or section == base.get(key):
             continue

@@ -254,9 +254,8 @@ def layers_payload(loaded: LoadedConfig | None, base: LoadedConfig | None,
     order = layer_order(groups)
     changed = []
     for key, was, now in differences(redacted(file), redacted(running)):
-        by = next((name for name in reversed(order) if key in flatten(layers.get(name) or {})
-                   or any(k.startswith(key + ".") or key.startswith(k + ".") for k in flatten(layers.get(name) or {}))),
-                  None)
+        by = next((name for name in reversed(order) if key in flatten(layers.get(name) or {})), None) or next(
+            (name for name in reversed(order) if key.split(".")[0] in (layers.get(name) or {})), None)
         changed.append({"key": key, "file": was, "now": now, "layer": by})
     return {"v": 1, "version": loaded.version if loaded else None, "ts": iso_utc(time.time()),
             "source": base.source if base is not None else None, "order": order, "file": redacted(file),

@@ -125,6 +125,7 @@ function health(dev, big) {
   ];
   const last = (dev.stats || {}).epoch;
   if (big) rows.push(["uptime", st.uptime_s ? ago(Date.now() / 1000 - st.uptime_s) : "–"],
+                     ["pipeline up", st.pipeline_uptime_s !== undefined ? ago(Date.now() / 1000 - st.pipeline_uptime_s) : "–"],
                      ["seq gaps", String(dev.gaps || 0)], ["stats at", last ? clock(last) : "–"]);
   return h("dl", { class: "health" }, rows.map(([k, v]) => [h("dt", null, k), h("dd", { data: { k } }, v)]));
 }
