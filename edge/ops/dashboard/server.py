@@ -177,6 +177,11 @@ class _QuietServer(ThreadingHTTPServer):
                       f"{type(exc).__name__}: {exc}".splitlines()[0])
 
 
+def _safe(text: str) -> str:
+    """A file name part made of letters, digits, '-', '_' and '.' only (scope values come from the request)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80]
+
+
 class _Handler(BaseHTTPRequestHandler):
     app: DashboardServer
     protocol_version = "HTTP/1.1"
@@ -254,7 +259,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"the history store cannot be read now; see the log\n",
                               text)
         if one.get("format") == "csv":
-            return self._send(HTTPStatus.OK, history.to_csv(data).encode(), "text/csv; charset=utf-8")
+            name = "-".join(str(v) for v in (*data["scope"].values(), data["range"])) or data["range"]
+            return self._send(HTTPStatus.OK, history.to_csv(data).encode(), "text/csv; charset=utf-8",
+                              {"Content-Disposition": f'attachment; filename="fer-edge-history-{_safe(name)}.csv"'})
         self._send(HTTPStatus.OK, compact_json(data).encode(), "application/json")
 
     def _stream(self) -> None:
