@@ -348,7 +348,9 @@ function renderDevice(Dash, main, id) {
   main.replaceChildren(
     h("section", { class: `device ${stateOf(dev)}`, data: { device: dev.id } },
       h("div", { class: "card-head" }, deviceTitle(dev, true), statusBadge(dev), isLive(dev) ? previewLink(dev) : null),
-      configLine(dev), lagNote(dev), health(dev, true)),
+      configLine(dev), lagNote(dev), health(dev, true),
+      // several cameras: the device's history as a whole too (each camera's is in its panel)
+      Dash.history && dev.cameras.size > 1 ? historyBlock(Dash, { device: dev.id }, `fer-edge-${dev.id}`) : null),
     h("div", { class: "cams" }, [...dev.cameras.entries()].sort().map(([n, c]) => cameraPanel(Dash, dev, n, c))));
 }
 
