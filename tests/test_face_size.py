@@ -1,0 +1,64 @@
+"""bench/face_size.py in its quick mode: the tables' shape, and full size equals the pipeline run directly."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, require_shared
+
+from edge.config.model import SHIPPED_MODEL
+
+SCRIPT = REPO / "bench" / "face_size.py"
+
+
+def face_size(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600,
+                          cwd=REPO, check=False)
+
+
+def table_rows(stdout: str, heading: str) -> list[str]:
+    """The markdown rows printed under ``heading``."""
+    assert heading in stdout, stdout
+    return stdout.split(heading, 1)[1].strip().split("\n\n")[0].splitlines()
+
+
+@pytest.mark.slow   # 5-15 s: a model, the detectors and 6 photographs at three sizes twice
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # 6 photographs: no even-numbered performer in them
+def test_quick_mode_prints_a_table_per_data_set_and_condition_and_full_size_is_the_pipelines_figure(tmp_path):
+    dataset = require_shared("faces", "taiwanese_fed", "labels.csv").parent
+    have_fer = (dataset.parents[1] / "ferplus" / "ferplus_eval.npz").is_file()
+    out = tmp_path / "face_size.json"
+    run = face_size("--limit", "6", "--fer-limit", "4", "--sizes", "32", "96", "--json", str(out))
+    assert run.returncode == 0, run.stderr
+
+    tables = [("Taiwanese photographs", 6)] + ([("FER+ test", 4)] if have_fer else [])
+    for name, n in tables:
+        for condition in ("clean", "camera"):
+            rows = table_rows(run.stdout, f"{name}, {condition} (n = {n}):")
+            assert rows[0] == "| face width | 32 px | 96 px | full |"
+            labels = [r.split(" | ")[0] for r in rows[2:]]
+            assert labels[:2] == ["| faces found", "| classified"] and len(labels) == 4
+            assert labels[2].startswith("| accuracy, shipped ") and labels[3].startswith("| of classified, shipped ")
+            assert all(r.count("|") == 5 for r in rows)
+
+    from bench.accuracy import Ours
+    from models.taiwanese import load_photos, photo_predictions, taiwan_figures
+
+    photos = load_photos(dataset, 6)
+    direct = taiwan_figures(photo_predictions(Ours("shipped", Path(SHIPPED_MODEL)), photos, big=False)[0],
+                            photos)["all"]
+    result = json.loads(out.read_text())
+    clean = next(c for c in result["curves"] if c["dataset"] == "Taiwanese photographs" and c["condition"] == "clean")
+    (model,) = result["models"]
+    assert clean["found"]["full"] == clean["classified"]["full"] == 1.0
+    assert clean["accuracy"][model]["full"] == direct
+
+
+def test_without_the_shared_data_it_says_so_and_exits(tmp_path):
+    run = face_size("--data", str(tmp_path), "--limit", "2")
+    assert run.returncode == 2
+    assert "the shared data (../shared/data) is absent" in run.stderr
+    assert f"{tmp_path}/faces/taiwanese_fed: no Taiwanese photographs" in run.stdout
