@@ -94,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
                 "device": {"id": device, **WHO[device]}, "source": {"uri": str(video), "loop": True, "pace": True},
                 "events": {"summary_interval_s": 15},
                 "mqtt": broker.mqtt_config(), "queue": {"path": f"{tmp}/{device}.db"}, "stats": {"interval_s": 5}}))
+            state = Path(tmp) / f"{device}-state"          # one state directory per service
+            state.mkdir()
             services.append(subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
-                                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                             cwd=ROOT, env={**env, "STATE_DIRECTORY": str(state)},
+                                             stdout=subprocess.DEVNULL,
                                              stderr=open(f"{tmp}/{device}.log", "wb")))
         try:
             time.sleep(args.minutes * 60)
