@@ -41,7 +41,8 @@ def send_manifest(broker, model: Path, faces_file: Path, serial: int | None, **c
     body = (json.dumps({"v": 1, "card": card, "model": entries[0], "selftest": entries[1], **changes}) + "\n").encode()
     payload = body if serial is None else sign_message(body, SECRET.encode(), device_target(DEVICE), serial=serial,
                                                        signer="ops")
-    c.publish(f"fer-edge/{DEVICE}/model/set", payload, qos=1).wait_for_publish(10)
+    # retained: the device may still be subscribing (a busy machine); it gets the manifest either way
+    c.publish(f"fer-edge/{DEVICE}/model/set", payload, qos=1, retain=True).wait_for_publish(10)
     c.loop_stop()
     c.disconnect()
 
