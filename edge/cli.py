@@ -1,15 +1,18 @@
 """The `fer-edge` command line.
 
 Exit codes (all commands): 0 success; 1 ran, but some inputs failed (each said on stderr);
-2 usage or configuration error; 3 a required model, device or sink could not be opened.
+2 usage or configuration error; 3 a required model, device or sink could not be opened;
+141 the output was closed early (a pipe into `head`), as for a program ended by SIGPIPE.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from edge import __version__
+from edge.exitcodes import EXIT_SIGPIPE
 
 # command -> (module, one-line help). Only the module of the command being run is imported (its
 # options are added then), so `fer-edge config validate` never loads OpenCV or an interpreter
@@ -53,7 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     command = command_of(argv)
     # Without a (known) command only the top-level help or usage error is printed: load nothing.
     args = build_parser(command or "").parse_args(argv)
-    return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
+    try:
+        code = int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader went away (`fer-edge config schema | head`): stop quietly, as a program killed by
+        # SIGPIPE does; stdout points at /dev/null so that Python's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_SIGPIPE
 
 
 if __name__ == "__main__":

@@ -123,4 +123,8 @@ class EventEmitter:
 
 
 def _box(box: tuple[float, ...]) -> tuple[float, float, float, float]:
-    return tuple(round(float(v), 1) for v in box)  # type: ignore[return-value]
+    """The part of a box inside the frame's top-left corner, rounded: a face at the left or top edge (whose
+    smoothed or detected box reaches past it) gets x, y >= 0 and its width, height cut by the overhang."""
+    x, y, w, h = (float(v) for v in box)
+    cut_x, cut_y = max(0.0, -x), max(0.0, -y)
+    return (round(x + cut_x, 1), round(y + cut_y, 1), round(max(0.0, w - cut_x), 1), round(max(0.0, h - cut_y), 1))

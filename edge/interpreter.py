@@ -7,6 +7,11 @@ is opened here, so that measured accuracy and latency are those of the interpret
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +62,36 @@ def open_interpreter(path: str | Path, threads: int = 1) -> Any:
         raise ModelError(f"{path} is not a TFLite model (no TFL3 identifier; truncated or wrong file?)")
     cls, _ = interpreter_class()
     try:
-        interp = cls(model_content=data, num_threads=max(1, int(threads)))
-        interp.allocate_tensors()
+        with _without_delegate_notice():
+            interp = cls(model_content=data, num_threads=max(1, int(threads)))
+            interp.allocate_tensors()
     except Exception as exc:  # the interpreters raise ValueError/RuntimeError with long C++ messages
         raise ModelError(f"{path} could not be loaded as a TFLite model (corrupt or truncated?): "
                          f"{one_line(exc, rest=False)}") from exc
     return interp
+
+
+#: The line TFLite's C++ logger writes to stderr for every interpreter: nothing a user can act on.
+DELEGATE_NOTICE = b"Created TensorFlow Lite XNNPACK delegate"
+_STDERR_LOCK = threading.Lock()       # one redirection at a time (a nested one would keep stderr captured)
+
+
+@contextmanager
+def _without_delegate_notice() -> Iterator[None]:
+    """Capture what is written to file descriptor 2 meanwhile and pass it on without TFLite's delegate notice.
+
+    The C++ logger writes to the descriptor directly, beside Python's logging; anything else written
+    during the few milliseconds (other threads' log lines) still reaches stderr, just after.
+    """
+    with _STDERR_LOCK, tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            rest = b"".join(line for line in captured.read().splitlines(keepends=True) if DELEGATE_NOTICE not in line)
+            if rest:
+                os.write(2, rest)

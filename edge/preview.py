@@ -114,13 +114,12 @@ def display_problem() -> str | None:
     import cv2
 
     if os.name != "nt" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return "no display (DISPLAY is not set): use `--mjpeg` and open the stream in a browser, or run with a desktop"
+        return "no display (DISPLAY is not set)"
     try:
         cv2.namedWindow("fer-edge probe", cv2.WINDOW_AUTOSIZE)
         cv2.destroyWindow("fer-edge probe")
     except cv2.error:
-        return ("this OpenCV build has no window support (opencv-python-headless): "
-                "pip install opencv-python, or use `--mjpeg`")
+        return "this OpenCV build has no window support (opencv-python-headless; pip install opencv-python)"
     return None
 
 

@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     analyzer, code = analyzer_from_args(args, "fer-edge detect", classify=not args.no_classify)
     if analyzer is None:
         return code
-    failed = pictures = faces = 0
+    failed = pictures = frames = faces = 0
     written: set[Path] = set()          # annotated names taken so far: a/x.jpg and b/x.jpg must not collide
     for item in _expand(args.inputs, args.every):
         if isinstance(item, str):          # an input that could not be read: its one-line reason
@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             continue
         path, frame_no, media_time, image, out_name = item
-        pictures += 1
+        frames += frame_no is not None             # a frame of a video
+        pictures += frame_no is None               # an image file
         results = analyzer.analyze(image)
         for k, (det, cls) in enumerate(results):
             record = face_record(det, cls, analyzer, path=str(path), face=k)
@@ -146,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
                       f"({_annotated_name(out_name)} came from an earlier input)", file=sys.stderr)
             failed += not _write_annotated(args.annotate / name, image, results)
     sys.stdout.flush()
-    print(f"fer-edge detect: {pictures} picture(s), {faces} face(s), {failed} failed input(s); "
+    seen = ", ".join(f"{n} {what}(s)" for n, what in ((pictures, "picture"), (frames, "video frame"))
+                     if n or (what == "picture" and not frames))
+    print(f"fer-edge detect: {seen}, {faces} face(s), {failed} failed input(s); "
           f"detector {analyzer.detector_id}, model {analyzer.model_id or 'none'}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
 

@@ -95,9 +95,11 @@ def run(args: argparse.Namespace) -> int:
     window = cfg.preview.window and not args.no_window
     if window and (problem := display_problem()):
         if not cfg.preview.mjpeg.enabled and not args.events:
-            print(f"{PROG}: cannot open a window: {problem}", file=sys.stderr)
+            print(f"{PROG}: cannot open a window: {problem}: use --mjpeg PORT and open the stream in a browser, "
+                  "or --events, or run with a desktop", file=sys.stderr)
             return EXIT_USAGE
-        print(f"{PROG}: no window ({problem})", file=sys.stderr)
+        if not cfg.preview.mjpeg.enabled:          # --events alone: say why nothing is shown
+            print(f"{PROG}: no window ({problem})", file=sys.stderr)
         window = False
     if not window and not cfg.preview.mjpeg.enabled and not args.events:
         print(f"{PROG}: nothing to show: give --mjpeg PORT or --events, or run where a window can open",
@@ -146,6 +148,7 @@ def _loop(args: argparse.Namespace, cfg: AppConfig, source: Source, proc: FrameP
     import cv2
 
     meter, n = FpsMeter(), 0
+    ended = True                                  # the source ran out (not q/Esc, not --max-frames)
     for frame in dated(source, source.live):      # events carry real dates, as from `fer-edge run`
         result = proc.process(frame, now=time.time() if source.live else None)
         n += 1
@@ -159,9 +162,14 @@ def _loop(args: argparse.Namespace, cfg: AppConfig, source: Source, proc: FrameP
             if window:
                 cv2.imshow("fer-edge", picture)
                 if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    ended = False
                     break
         if args.max_frames and n >= args.max_frames:
+            ended = False
             break
     if sink is not None:
         sink.publish_all(proc.close())
+    if ended:
+        print(f"{PROG}: the source ended after {n} frames{'' if cfg.source.loop else ' (--loop plays it again)'}",
+              file=sys.stderr)
     return EXIT_OK

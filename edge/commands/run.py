@@ -2,6 +2,7 @@
 
     fer-edge run --config /etc/fer-edge/config.yaml
     fer-edge run --demo          # the built-in demo clip instead of the configured source; ends after 12 s
+                                 # (without a config file: with the built-in defaults, events on stdout)
 
 SIGTERM/SIGINT stop it cleanly (capture stopped, event queue flushed); SIGHUP reloads the config
 file. Exit codes: 0 stopped or the source ended, 1 the pipeline failed, 2 no usable config,
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from edge.config import default_path
 from edge.service.credentials import import_credentials
@@ -33,4 +35,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     import_credentials()            # systemd's LoadCredential= secrets, before the config reads ${VAR}
-    return Service(args.config or default_path(), demo=args.demo).run()
+    path: Path | None = Path(args.config) if args.config else default_path()
+    if args.demo and not args.config and not path.is_file():
+        # the demo needs nothing: without a config file it runs with the defaults (events on stdout)
+        logging.getLogger("edge.service").info("no config file (%s): the demo runs with the built-in defaults",
+                                               path)
+        path = None
+    return Service(path, demo=args.demo).run()

@@ -294,11 +294,19 @@ def _tags_hint(path: tuple) -> str:
 
 
 def _document_path(loc: tuple, data: Any) -> tuple:
-    """pydantic's error location as a path in the document: drops union tags and class names."""
+    """pydantic's error location as a path in the document: drops union tags and class names.
+
+    The tag pydantic puts after a discriminated union's field (``detector`` -> ``blazeface``) is
+    dropped even where the document has a key of that name (``detector.blazeface``, a sub-section).
+    """
     path: list = []
     current = data
+    models: list[type[BaseModel]] = [AppConfig]
     for i, seg in enumerate(loc):
         last = i == len(loc) - 1
+        if len(models) > 1 and isinstance(seg, str) and seg in _union_tags(models):
+            models = [m for m in models if seg in _union_tags([m])]
+            continue
         if isinstance(current, dict) and seg in current:
             path.append(seg)
             current = current[seg]
@@ -307,8 +315,17 @@ def _document_path(loc: tuple, data: Any) -> tuple:
             current = current[seg]
         elif last:
             path.append(seg)
-        # else: a discriminator tag or union member name pydantic puts in the location
+        # else: a union member name pydantic puts in the location
+        if isinstance(seg, str):
+            models = [m for model in models if (info := model.model_fields.get(seg)) is not None
+                      for m in section_models(info.annotation)]
     return tuple(path)
+
+
+def _union_tags(models: list[type[BaseModel]]) -> set[str]:
+    """The ``type`` tags of the members of a discriminated union (e.g. blazeface, yunet, haar)."""
+    return {info.default for m in models if (info := m.model_fields.get("type")) is not None
+            and isinstance(info.default, str)}
 
 
 def _suggestion(path: tuple) -> str:

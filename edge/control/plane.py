@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from edge.config import AppConfig, ConfigError, LoadedConfig, load_file
+from edge.config import AppConfig, ConfigError, LoadedConfig, load_file, load_text
 from edge.control.inbox import ConfigInbox
 from edge.control.layers import DEVICE_LAYER, LayerStore, default_layer_path
 from edge.control.messages import Duplicate, FleetConfig, Prepared, config_state, layers_payload
@@ -50,6 +50,7 @@ from edge.security import protected_keys_changed
 
 log = logging.getLogger("edge.service")
 STOPPED_DURING_PROBATION = "rolled back: the service stopped before the change proved itself"
+DEFAULTS = "built-in defaults"   # where the config comes from when there is no file (`fer-edge run --demo`)
 MAX_PENDING_MESSAGES = 8      # config messages waiting to be applied; more are rejected as 'busy'
 
 
@@ -67,8 +68,8 @@ class TooLarge:
 class ControlPlane:
     """The configs of one service (file, running), its remote layers and serial record, and their changes."""
 
-    def __init__(self, path: str | Path, runtime: Runtime, wake: Callable[[], None] = lambda: None) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | None, runtime: Runtime, wake: Callable[[], None] = lambda: None) -> None:
+        self.path = Path(path) if path is not None else None      # None: the built-in defaults, no file
         self.runtime = runtime
         self.wake = wake                             # the main loop: a message is waiting
         self.base: LoadedConfig | None = None        # the local file
@@ -98,7 +99,10 @@ class ControlPlane:
 
         Until :meth:`open`, the file's config runs alone.
         """
-        self.base, error = load_with_fallback(self.path)
+        if self.path is None:
+            self.base, error = load_text("", DEFAULTS), None
+        else:
+            self.base, error = load_with_fallback(self.path)
         self.running = self.base
         return error
 
@@ -117,7 +121,7 @@ class ControlPlane:
             log.error("%s", problem)
             os.replace(layers, layers.with_name(layers.name + ".damaged"))
         self.guard = ReplayGuard(layers.parent / REPLAY_FILE)
-        self.fleet = FleetConfig(self.path, LayerStore(layers), self.base.config.device.id, self.guard)
+        self.fleet = FleetConfig(self.path or Path(DEFAULTS), LayerStore(layers), self.base.config.device.id, self.guard)
         self.running = self.fleet.running(self.base)
         return self._recover() or problem
 
@@ -217,6 +221,9 @@ class ControlPlane:
     def reload(self) -> bool:
         """SIGHUP: load the file again; on any problem keep running what runs now. True when the new one runs."""
         assert self.running is not None and self.fleet is not None
+        if self.path is None:
+            log.warning("reload (SIGHUP): there is no config file (running the built-in defaults)")
+            return False
         try:
             base = load_file(self.path)
             loaded = self.fleet.running(base)

@@ -214,8 +214,8 @@ class MqttSink:
             self._cond.notify()
         self._thread.join(timeout=2.0)
         if self._connected and status:
-            info = self.client.publish(self.topics.status, status_payload(status, self.device, self.instance),
-                                       qos=SIDE_QOS, retain=True)
+            payload = status_payload(status, self.device, self.instance, self.state.newest_event_ts())
+            info = self.client.publish(self.topics.status, payload, qos=SIDE_QOS, retain=True)
             try:
                 info.wait_for_publish(max(0.2, deadline - time.monotonic()))
             except (RuntimeError, ValueError):

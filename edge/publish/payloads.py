@@ -13,13 +13,15 @@ from edge.events import SCHEMA_VERSION, iso_utc
 from edge.formatting import compact_json
 
 
-def status_payload(state: str, device: str, instance: str | None = None) -> bytes:
+def status_payload(state: str, device: str, instance: str | None = None, not_before: float = 0.0) -> bytes:
     """The retained availability message (schema edge/schemas/status.schema.json).
 
     ``instance`` (this process's, edge/publish/instance.py) lets a second process with the same
-    device id be noticed (edge/publish/duplicate.py).
+    device id be noticed (edge/publish/duplicate.py). ``not_before``: the time of the last event
+    published, so that `stopped` is never stamped before the events it follows (a video file's
+    events carry its media time, which runs ahead of the clock when frames are processed faster).
     """
-    now = time.time()
+    now = max(time.time(), not_before)
     body = {"v": SCHEMA_VERSION, "state": state, "device": device, "version": __version__,
             "ts": iso_utc(now), "epoch": round(now, 3)}
     if instance:

@@ -40,6 +40,10 @@ class EmotionMix:
         self._summary: dict[str, dict[str, Any]] = {}                # camera -> share, people, interval_s
         self.emotions = tuple(emotions)
 
+    def newest(self) -> float:
+        """The newest event's time of any camera (0 before the first)."""
+        return max(self._newest.values(), default=0.0)
+
     def add_camera(self, camera: str) -> bool:
         """Know a camera before its first face (so its empty state is published); True if new."""
         if camera in self._faces:
@@ -125,6 +129,11 @@ class RetainedState:
             changed = {e.camera for e in events if self._mix.update(e)}
             self._dirty |= changed
         return bool(changed)
+
+    def newest_event_ts(self) -> float:
+        """The time of the newest event followed: `stopped` is not stamped before it (a video's media time runs ahead)."""
+        with self._lock:
+            return self._mix.newest()
 
     def connected(self) -> None:
         """A new connection: every camera's state and every discovery message are due again, at once."""

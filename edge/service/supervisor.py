@@ -59,8 +59,8 @@ class Service:
     :class:`~edge.control.runtime.Runtime` of its control plane (``self.control``).
     """
 
-    def __init__(self, cfg_path: str | Path, notifier: Notifier | None = None, *, demo: bool = False) -> None:
-        self.path = Path(cfg_path)
+    def __init__(self, cfg_path: str | Path | None, notifier: Notifier | None = None, *, demo: bool = False) -> None:
+        self.path = Path(cfg_path) if cfg_path is not None else None     # None: the built-in defaults
         self.demo = demo                        # --demo: the built-in clip instead of the configured source
         self.notifier = notifier or Notifier()
         self.control = ControlPlane(self.path, self, wake=self._wake_up)
