@@ -171,9 +171,9 @@ def summarise(kind: str, n: int, mode: str, runs: list[dict]) -> dict:
 
 def table(rows: list[dict], limit: int) -> str:
     """The markdown table and the one-process / separate ratios."""
-    lines = [f"| set | cameras | mode | processes | frames processed (per camera) | dropped | CPU ms / frame / camera "
-             f"(whole process) | CPU ms / frame (frames only) | total peak RSS MB | faces / frame | "
-             f"classify batch mean / max |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| set | cameras | mode | processes | frames processed (per camera) | dropped | CPU ms / frame / camera "
+             "(whole process) | CPU ms / frame (frames only) | total peak RSS MB | faces / frame | "
+             "classify batch mean / max |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         per = ", ".join(f"{k} {v}" for k, v in r["per_camera"].items())
         lines.append(f"| {r['set']} | {r['cameras']} | {r['mode']} | {r['processes']} | {r['frames']} ({per}) | {r['dropped']} | "

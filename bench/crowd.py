@@ -96,8 +96,8 @@ def reference(video: Path) -> dict[int, list[tuple[tuple[float, ...], float]]]:
     """YuNet at 2x on every EVERY-th frame: {frame index: [(box in original pixels, score)]}."""
     path = yunet_path()
     if path is None:
-        raise SystemExit(f"no YuNet model for the reference: run `python deploy/fetch_models.py --yunet` "
-                         f"(or --yunet --from DIR)")
+        raise SystemExit("no YuNet model for the reference: run `python deploy/fetch_models.py --yunet` "
+                         "(or --yunet --from DIR)")
     ref = YuNetDetector(YuNetOptions(model_path=str(path)),
                         CommonDetectorOptions(min_score=REF_ANY, max_faces=1000, min_face_px=8))
     cap = cv2.VideoCapture(str(video))

@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         r = evaluate.evaluate(path, split="test", limit=args.limit)
         rows.append((name, r, path.stat().st_size))
     print(f"FER+ test, majority protocol, {rows[0][1].n} images; latency: 1 thread, batch 1, per face\n")
-    print(f"| model | top-1 accuracy | size (MB) | latency (ms/face) |")
-    print(f"|---|---:|---:|---:|")
+    print("| model | top-1 accuracy | size (MB) | latency (ms/face) |")
+    print("|---|---:|---:|---:|")
     for name, r, size in rows:
         print(f"| {name} | {100 * r.accuracy:.2f}% | {size / 1e6:.2f} | {r.latency_ms:.3f} |")
     (_, q, qs), (_, f, fs) = rows

@@ -1,7 +1,6 @@
 """Shared test fixtures: where the shared data lives, and skipping clearly where it is absent."""
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from pathlib import Path
@@ -10,22 +9,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-sys.path.insert(0, str(REPO))  # tests run from a checkout without installing too
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # The fast tier for day-to-day work is `python3 -m pytest -m "not slow"`; `python3 -m pytest` runs everything.
+    # A test taking more than a few seconds carries @pytest.mark.slow (or its file a `pytestmark`) itself.
     config.addinivalue_line("markers", "slow: takes more than a few seconds (training, service processes, "
                                        "broker outages); left out by -m 'not slow'")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Tests measured slow without their own mark (tests/slow_tests.py) join the `slow` tier.
-    from slow_tests import SLOW_TESTS
-
-    for item in items:
-        if f"{item.path.name}::{item.name}" in SLOW_TESTS:
-            item.add_marker(pytest.mark.slow)
 
 
 def require_shared(*parts: str) -> Path:

@@ -11,7 +11,6 @@ import jsonschema
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # so that `helpers` imports however pytest is run
 
 from bench.broker import Broker, Collector, mosquitto_available  # noqa: E402
 

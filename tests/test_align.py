@@ -89,6 +89,7 @@ def _eye_framing(detector, crops: list[np.ndarray]) -> np.ndarray:
     return np.median(np.array(rows), axis=0)
 
 
+@pytest.mark.slow
 def test_aligned_photos_are_framed_like_ferplus():
     """The framing the aligner gives real photographs matches FER+'s, measured the same way on both."""
     require_blazeface()

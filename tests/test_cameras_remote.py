@@ -7,12 +7,10 @@ camera's figures in the stats message (`cameras.<id>`).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import require_shared  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
 from bench.broker import Broker, free_port, mosquitto_available  # noqa: E402

@@ -36,3 +36,4 @@ def test_readme_set_up_installs_what_ci_and_the_tests_need():
     assert any(re.search(r"python3 -m venv ", c) for c in commands), "the set-up makes its own virtual environment"
     assert any('pip install -e ".[test,train]"' in c for c in commands)
     assert commands[-1] == "python3 -m pytest -q"
+    assert "python3 -m ruff check ." in commands, "the linter runs before the tests (rules: pyproject.toml)"

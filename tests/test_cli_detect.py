@@ -36,6 +36,7 @@ def models():
     require_emotion_model()
 
 
+@pytest.mark.slow
 def test_detect_prints_one_json_line_per_face_and_annotates(tmp_path):
     photos = [str(p) for p, _ in taiwanese_subset(1)[:3]]
     r = fer_edge("detect", *photos, "--annotate", str(tmp_path / "out"))
@@ -95,6 +96,7 @@ def test_haar_detector_option():
     assert json_lines(r.stdout)[0]["detector"] == "haar-frontalface_default+eyes+auto:haar-frontalface_default+eyes"
 
 
+@pytest.mark.slow
 def test_corrupt_detector_model(tmp_path):
     real = require_blazeface()
     models = tmp_path / "models"
@@ -115,6 +117,7 @@ def test_corrupt_detector_model(tmp_path):
     assert len(errors(r.stderr)) == 1 and "is not the pinned BlazeFace model" in errors(r.stderr)[0]
 
 
+@pytest.mark.slow
 def test_missing_emotion_model_and_bad_config(tmp_path):
     photo, _ = taiwanese_subset(1)[0]
     cfg = tmp_path / "config.yaml"

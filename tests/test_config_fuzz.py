@@ -68,6 +68,7 @@ def count(name: str) -> None:
     COUNTS[name] = COUNTS.get(name, 0) + 1
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, **FAST)
 @given(yamlish)
 def test_arbitrary_text(text):
@@ -75,6 +76,7 @@ def test_arbitrary_text(text):
     check(text)
 
 
+@pytest.mark.slow
 @settings(max_examples=2500, **FAST)
 @given(st.dictionaries(st.sampled_from(KEYS[:40] + list(AppConfig.model_fields)), values, max_size=5))
 def test_structured_documents(data):
@@ -83,6 +85,7 @@ def test_structured_documents(data):
     check(yaml.dump(data, Dumper=DUMPER, allow_unicode=True))
 
 
+@pytest.mark.slow
 @settings(max_examples=2500, **FAST)
 @given(st.sampled_from(LEAVES), values)
 def test_default_config_with_one_leaf_replaced(path, value):
@@ -125,6 +128,7 @@ def _mutate(draw) -> str:
     return "".join(lines)
 
 
+@pytest.mark.slow
 @settings(max_examples=2200, **FAST)
 @given(st.data())
 def test_mutations_of_the_shipped_config(data):

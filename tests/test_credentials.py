@@ -8,11 +8,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO  # noqa: E402
 from conftest_service import write_config  # noqa: E402
 from bench.broker import Broker, mosquitto_available  # noqa: E402

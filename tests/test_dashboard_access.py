@@ -8,13 +8,11 @@ import base64
 import http.client
 import socket
 import struct
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest_dashboard import DashboardProcess, Stream, get  # noqa: E402
 from bench.broker import Broker, mosquitto_available  # noqa: E402
 

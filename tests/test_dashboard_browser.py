@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import require_shared  # noqa: E402
 from conftest_dashboard import DashboardProcess  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402

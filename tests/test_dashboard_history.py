@@ -10,14 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest_dashboard import DashboardProcess, get  # noqa: E402
 from bench.broker import Broker, mosquitto_available  # noqa: E402
 from bench.postgres import PostgresServer, postgres_problem  # noqa: E402

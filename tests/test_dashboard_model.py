@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import json
-import sys
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edge.ops.dashboard.model import BoundedSet, Fleet, Limits  # noqa: E402
 

@@ -8,12 +8,10 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO  # noqa: E402
 from conftest_dashboard import DashboardProcess, Stream, get  # noqa: E402
 from bench.broker import Broker, mosquitto_available  # noqa: E402
@@ -68,6 +66,7 @@ def test_page_is_self_contained_and_serves_nothing_outside_its_folder(tmp_path):
             assert dash.close() == 0
 
 
+@pytest.mark.slow
 def test_stream_sends_a_snapshot_then_each_change_once(tmp_path):
     with Broker() as broker:
         pub = publisher(broker)
@@ -96,6 +95,7 @@ def test_stream_sends_a_snapshot_then_each_change_once(tmp_path):
             dash.close()
 
 
+@pytest.mark.slow
 def test_survives_a_broker_restart_and_says_so_meanwhile(tmp_path):
     with Broker() as broker:
         pub = publisher(broker)
@@ -121,6 +121,7 @@ def test_survives_a_broker_restart_and_says_so_meanwhile(tmp_path):
             dash.close()
 
 
+@pytest.mark.slow
 def test_credentials_and_tls_as_a_device_uses_them(tmp_path):
     with Broker(tls=True, users={"dash": "s3cret"}) as broker:
         common = ("--broker", f"localhost:{broker.port}", "--ca-file", broker.ca_file, "--username", "dash")

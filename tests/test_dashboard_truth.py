@@ -11,11 +11,9 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO, require_shared  # noqa: E402
 from conftest_dashboard import DashboardProcess  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402

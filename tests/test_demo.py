@@ -87,6 +87,7 @@ def test_demo_clip_is_the_same_every_run_and_shaped_like_a_camera():
         assert all(demo.position(keys, i / demo.FPS) is None for _, keys in demo.PEOPLE)
 
 
+@pytest.mark.slow
 def test_demo_source_plays_the_clip_once_in_media_time():
     src = open_source(SourceConfig(uri="demo"))
     assert src.kind == "demo" and not src.live
@@ -133,6 +134,7 @@ def detector_cases() -> list[tuple[str, str]]:
     return cases + [(default.type, p) for p in profiles if p != default.profile and (default.type, p) not in cases]
 
 
+@pytest.mark.slow
 def test_demo_events_with_the_default_config():
     cfg = AppConfig.model_validate({"source": {"uri": "demo"}})
     check_demo_events(events_of_demo(cfg))
@@ -154,6 +156,7 @@ def test_demo_events_with_each_detector_and_profile(detector, profile):
 # The commands
 # ----------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_run_with_source_demo_prints_the_events_and_exits_0_at_the_end(tmp_path):
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump({"source": {"uri": "demo"}, "queue": {"path": str(tmp_path / "q.db")}}))
@@ -178,6 +181,7 @@ def test_run_demo_replaces_the_configured_camera_and_plays_at_its_frame_rate(tmp
     check_demo_events(events)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed (apt install mosquitto)")
 def test_run_with_source_demo_publishes_over_mqtt(tmp_path):
     with Broker() as b:
@@ -197,6 +201,7 @@ def test_run_with_source_demo_publishes_over_mqtt(tmp_path):
     check_demo_events(events)
 
 
+@pytest.mark.slow
 def test_recognize_with_source_demo_prints_the_events():
     r = cli("recognize", "--source", "demo", "--no-window", "--events")
     assert r.returncode == 0, r.stderr[-2000:]

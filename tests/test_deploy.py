@@ -27,6 +27,7 @@ def installed(tmp_path_factory):
     return prefix, res.stdout
 
 
+@pytest.mark.slow
 def test_tree_is_complete(installed):
     prefix, out = installed
     exe = prefix / "opt/fer-edge/venv/bin/fer-edge"
@@ -47,6 +48,7 @@ def test_tree_is_complete(installed):
     assert (prefix / "opt/fer-edge/constraints.txt").read_text().strip() == "numpy<2"
 
 
+@pytest.mark.slow
 def test_installed_fer_edge_validates_the_installed_config(installed, tmp_path):
     prefix, _ = installed
     exe = str(prefix / "opt/fer-edge/venv/bin/fer-edge")
@@ -62,6 +64,7 @@ def test_installed_fer_edge_validates_the_installed_config(installed, tmp_path):
     assert res.returncode == 2 and "service.watchdog.stall_timeout_s" in res.stderr
 
 
+@pytest.mark.slow
 def test_installed_package_is_the_venv_copy(installed, tmp_path):
     prefix, _ = installed
     python = prefix / "opt/fer-edge/venv/bin/python"
@@ -74,6 +77,7 @@ def test_installed_package_is_the_venv_copy(installed, tmp_path):
     assert model_there == "True", "the emotion model must be installed with the package"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path(ANALYZE).exists(), reason="systemd-analyze not installed")
 def test_installed_unit_verifies(installed):
     prefix, _ = installed
@@ -82,6 +86,7 @@ def test_installed_unit_verifies(installed):
     assert res.returncode == 0 and "fer-edge.service" not in res.stderr, res.stderr
 
 
+@pytest.mark.slow
 def test_reinstall_keeps_an_edited_config(installed):
     prefix, _ = installed
     config = prefix / "etc/fer-edge/config.yaml"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import zipfile
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from edge.detect.fetched import BLAZEFACE_FULL, BLAZEFACE_SHORT, find_fetched_mo
 from edge.detect.haar import HaarDetector
 from edge.interpreter import ModelError, sha256_file
 
-sys.path.insert(0, str(REPO / "deploy"))
 import fetch_models  # noqa: E402
 
 

@@ -6,7 +6,6 @@ opencv_zoo file, the same sha256 the fetch script pins) - tests skip clearly whe
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import cv2
@@ -24,7 +23,6 @@ from edge.detect.haar import HaarDetector
 from edge.detect.yunet import YuNetDetector
 from edge.interpreter import ModelError, sha256_file
 
-sys.path.insert(0, str(REPO / "deploy"))
 import fetch_models  # noqa: E402
 
 SHARED_YUNET = REPO.parent / "shared" / "teachers" / "opencv_zoo" / YUNET.filename

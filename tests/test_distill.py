@@ -52,6 +52,7 @@ def test_mixup_keeps_shapes_and_mixes_faces_and_targets_with_one_weight():
     assert np.allclose(mixed_targets[k], lam[k] * targets[k] + (1 - lam[k]) * targets[perm[k]], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_teacher_without_a_class_does_not_push_it_down():
     """A's silence about disgust must not teach 'not disgust': its loss ignores the classes it lacks."""
     tf = pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
@@ -68,6 +69,7 @@ def test_teacher_without_a_class_does_not_push_it_down():
         assert grad[ferplus.CLASSES.index(c)] == 0.0
 
 
+@pytest.mark.slow
 def test_tiny_distillation_run_gives_loadable_int8_model(tmp_path):
     """A few hundred faces, a tiny teacher cache (teachers A, B and the 1.0.0 float model), one epoch."""
     require_shared("ferplus", "ferplus_train.npz")

@@ -15,11 +15,9 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO  # noqa: E402
 from bench.broker import HOST, Broker, free_port, mosquitto_available  # noqa: E402
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO, require_shared  # noqa: E402
 
 from bench.broker import Broker, mosquitto_available  # noqa: E402

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO, require_shared  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
 from test_fleet_ota import SHIPPED_VERSION, UPDATE_VERSION, broken_model, new_version, selftest_faces  # noqa: E402

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
 

@@ -44,6 +44,7 @@ def test_card_figures_hold_what_2_0_claims():
     assert CARD["macs_per_face"] <= 0.30 * 469_803_008
 
 
+@pytest.mark.slow
 def test_accuracy_on_fixed_test_slice_matches_card():
     require_shared("ferplus", "ferplus_eval.npz")
     from models import evaluate
@@ -130,6 +131,7 @@ def test_card_shape_mismatch_is_refused(tmp_path):
         EmotionModel(other)
 
 
+@pytest.mark.slow
 def test_eval_command_prints_accuracy_and_writes_png(tmp_path):
     require_shared("ferplus", "ferplus_eval.npz")
     png = tmp_path / "confusion.png"
@@ -140,6 +142,7 @@ def test_eval_command_prints_accuracy_and_writes_png(tmp_path):
     assert png.stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_tiny_training_run_exports_loadable_int8_model(tmp_path):
     require_shared("ferplus", "ferplus_train.npz")
     pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
@@ -160,6 +163,7 @@ def test_tiny_training_run_exports_loadable_int8_model(tmp_path):
     assert len(log["epochs"]) == 1 and "val_acc" in log["epochs"][0]
 
 
+@pytest.mark.slow
 def test_fine_tune_options_keep_one_calibrated_output(tmp_path):
     """--init/--logit-adjust/--aux-presence: the saved model has the backbone's single 8-way output,
     and the logit adjustment is folded back (its bias differs from the starting model's by at most the

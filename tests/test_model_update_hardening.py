@@ -9,12 +9,10 @@ plain names (nothing written outside ``<state>/models/``), and refuse any unsign
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_fleet_ota import DEVICE, SECRET, broken_model, new_version, rig  # noqa: E402,F401
 
 from edge.config import RemoteConfigConfig  # noqa: E402

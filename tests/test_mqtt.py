@@ -112,6 +112,7 @@ def test_other_qos_levels_and_mqtt5_round_trip(broker, tmp_path, qos, protocol):
     assert sink.queue.depth == 0
 
 
+@pytest.mark.slow
 def test_last_will_offline_on_sigkill_and_stopped_on_sigterm(broker, tmp_path):
     sub = broker.subscribe_collect("fer-edge/dev1/status")
     cfg = demo_config(broker, tmp_path)
@@ -135,6 +136,7 @@ def test_last_will_offline_on_sigkill_and_stopped_on_sigterm(broker, tmp_path):
             proc.kill()
 
 
+@pytest.mark.slow
 def test_unreachable_broker_at_startup_queues_and_reports_once_per_interval(tmp_path, caplog):
     b = Broker()
     try:

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO  # noqa: E402
 
 from bench.broker import Broker, mosquitto_available  # noqa: E402

@@ -2,6 +2,8 @@
 re-sent events carry their original id, and no event is queued twice."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import signal
 
@@ -13,6 +15,7 @@ pytestmark = needs_mosquitto
 N = 3000
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_restart_delivers_everything(broker, tmp_path):
     sub = broker.subscribe_collect("fer-edge/dev1/events")
     cfg = demo_config(broker, tmp_path)

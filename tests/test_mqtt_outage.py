@@ -1,6 +1,8 @@
 """The broker goes away for 10 s in the middle of a run of 1,400 events: every event arrives, in order."""
 from __future__ import annotations
 
+import pytest
+
 import threading
 import time
 
@@ -14,6 +16,7 @@ pytestmark = needs_mosquitto
 N, RATE = 1400, 100.0          # 14 s of events at 100/s; the broker is down from t=2 s to t=12 s
 
 
+@pytest.mark.slow
 def test_broker_outage_of_ten_seconds_loses_nothing(broker, tmp_path):
     sub = broker.subscribe_collect("fer-edge/dev1/events")     # persistent session: it misses nothing either
     sink = open_sink(broker, tmp_path / "q.db", reconnect_min_s=0.2, reconnect_max_s=0.5)

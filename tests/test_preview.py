@@ -125,6 +125,7 @@ def _recognize(*args: str, env_extra: dict | None = None):
                           env={**env, **(env_extra or {})}, cwd=Path(__file__).resolve().parents[1], timeout=120)
 
 
+@pytest.mark.slow
 def test_recognize_command_prints_events_and_explains_a_missing_display() -> None:
     import json
 

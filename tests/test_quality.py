@@ -56,7 +56,7 @@ def test_small_and_unsure_faces_fail(face) -> None:
 def test_turned_face_fails_the_pose_gate_and_roll_is_not_yaw(face) -> None:
     _, det = face
     lm = det.landmarks
-    (rx, ry), (lx, ly) = lm["right_eye"], lm["left_eye"]
+    (rx, _), (lx, _) = lm["right_eye"], lm["left_eye"]
     eye = lx - rx
     # the nose moved towards one eye, as when the head turns about 45 degrees
     turned = Detection(det.box, det.score, {**lm, "nose": (lm["nose"][0] + 0.5 * eye, lm["nose"][1])})

@@ -55,6 +55,7 @@ def test_full_queue_drops_oldest_counts_and_logs_once_per_interval(tmp_path, cap
     q.close()
 
 
+@pytest.mark.slow
 def test_one_process_per_queue_file(tmp_path):
     q = EventQueue(tmp_path / "q.db")
     code = (f"from edge.publish.queue import EventQueue, QueueError\n"
@@ -85,6 +86,7 @@ def test_unwritable_or_newer_files_give_one_clear_error_and_corrupt_ones_are_mov
     q.close()
 
 
+@pytest.mark.slow
 def test_commits_survive_sigkill(tmp_path):
     """Rows committed by a process killed with SIGKILL are there when the next process opens the file."""
     path = tmp_path / "q.db"

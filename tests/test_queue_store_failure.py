@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO, require_shared  # noqa: E402
 from conftest_service import NotifyListener, write_config  # noqa: E402
 
@@ -49,6 +48,7 @@ print(json.dumps({"during": during, "after": after}))
 """
 
 
+@pytest.mark.slow
 def test_queue_holds_counts_and_stores_again_under_a_real_file_size_limit(tmp_path):
     res = subprocess.run([sys.executable, "-c", QUEUE_SCRIPT, str(tmp_path / "q.db")], cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60)

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import require_shared  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
 from bench.broker import Broker, mosquitto_available  # noqa: E402
@@ -135,6 +133,7 @@ def _rejected(rig: Rig, payload: bytes, signed: bool = True) -> str:
     return state["error"]
 
 
+@pytest.mark.slow
 def test_startup_publishes_the_running_version(module_rig):
     state = module_rig.states.json(STATE)[0]
     STATE_SCHEMA.validate(state)
@@ -211,6 +210,7 @@ def test_null_resets_a_key(rig):
         rig.layer() == {"schedule": {"detect_every": 3}}          # the key is gone from the layer
 
 
+@pytest.mark.slow
 def test_source_change_restarts_the_pipeline(rig):
     crowd = require_shared("video", "crowd_street_test.mp4")
     state = rig.send(f"source:\n  uri: {crowd}\n".encode())
@@ -264,6 +264,7 @@ def test_replace_mode_replaces_the_device_layer(rig):
     assert rig.layer() == {"schedule": {"classify_hz": 2.0}}              # the rest of the layer is gone
 
 
+@pytest.mark.slow
 def test_topic_change_moves_the_device_live(tmp_path):
     # its own service: afterwards the device answers on other topics
     rig = Rig(tmp_path)

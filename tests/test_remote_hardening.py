@@ -21,14 +21,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO, require_shared  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
 from bench.broker import Broker, free_port, mosquitto_available  # noqa: E402
 
-from edge.config import load_file  # noqa: E402
 from edge.events import load_schema  # noqa: E402
 from edge.control.signing import device_target, sign_message  # noqa: E402
 
@@ -220,6 +217,7 @@ def test_a_service_killed_during_probation_starts_with_the_previous_config(rig):
 
 # ---- item 4: replay-safe signing ------------------------------------------------------------------
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_the_same_signed_message_sent_twice_is_applied_once(rig):
     msg = signed(b"schedule:\n  detect_every: 3\n", serial=1000)
@@ -234,6 +232,7 @@ def test_the_same_signed_message_sent_twice_is_applied_once(rig):
     assert third["status"] == "duplicate" and third["version"] == first["version"]
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_an_older_or_reused_serial_is_a_replay(rig):
     new = rig.send(signed(b"schedule:\n  detect_every: 4\n", serial=2000))
@@ -249,6 +248,7 @@ def test_an_older_or_reused_serial_is_a_replay(rig):
     assert other["status"] == "applied", other
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_a_message_for_another_device_or_without_serial_is_rejected(rig):
     for_other = sign_message(b"schedule:\n  detect_every: 2\n", SECRET.encode(), device_target("other"), serial=7)
@@ -262,6 +262,7 @@ def test_a_message_for_another_device_or_without_serial_is_rejected(rig):
     assert state["ok"] is False and "it could be replayed" in state["error"]
 
 
+@pytest.mark.slow
 def test_config_sign_prints_a_replay_safe_message(tmp_path):
     patch = tmp_path / "patch.yaml"
     patch.write_bytes(b"schedule:\n  detect_every: 3\n")
@@ -304,6 +305,7 @@ def test_valid_camera_ids_are_their_own_home_assistant_ids():
             SourceConfig(name=name)
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_a_remote_camera_id_with_wildcards_is_rejected_without_a_traceback(rig):
     version = rig.running_version()
@@ -316,6 +318,7 @@ def test_a_remote_camera_id_with_wildcards_is_rejected_without_a_traceback(rig):
 
 # ---- item 8: security defaults -------------------------------------------------------------------
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_start_up_warns_about_anonymous_access_and_unsigned_remote_config(tmp_path):
     r = Rig(tmp_path, require_signature=False)
@@ -338,6 +341,7 @@ def test_config_validate_prints_the_warnings(tmp_path):
     assert "warning: remote config accepts unsigned messages" in res.stderr
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_an_unsigned_message_cannot_send_images_off_the_device(tmp_path):
     r = Rig(tmp_path, require_signature=False)

@@ -13,11 +13,9 @@ import os
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
 from test_remote_hardening import DEVICE, SECRET, Rig, needs_mosquitto  # noqa: E402

@@ -8,13 +8,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO, require_shared  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}

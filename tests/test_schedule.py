@@ -45,6 +45,7 @@ def run(frames: list[Frame], analyzer: FaceAnalyzer, **sections) -> tuple[FrameP
     return proc, results, events
 
 
+@pytest.mark.slow
 def test_single_face_clip_gives_one_track_and_few_emotion_changes(clip, analyzer) -> None:
     assert len(clip) == 224
     proc, results, events = run(clip, analyzer)
@@ -64,6 +65,7 @@ def test_single_face_clip_gives_one_track_and_few_emotion_changes(clip, analyzer
     assert set(results[-1].timings) >= {"track", "events"}
 
 
+@pytest.mark.slow
 def test_classification_rate_and_detection_interval_follow_the_schedule(clip, analyzer) -> None:
     frames = clip[:100]                                                  # 4 s
     proc, results, _ = run(frames, analyzer, schedule=ScheduleConfig(detect_every=1, classify_hz=1.0))
@@ -100,6 +102,7 @@ def test_late_live_frames_are_dropped_and_counted(clip, analyzer) -> None:
     assert not any(proc2.process(f).dropped for f in frames)
 
 
+@pytest.mark.slow
 def test_live_reconfigure_keeps_the_faces_in_view(clip, analyzer) -> None:
     proc = FrameProcessor(AppConfig(), analyzer)
     events = [e for f in clip[:100] for e in proc.process(f).events]

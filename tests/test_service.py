@@ -1,13 +1,13 @@
 """`fer-edge run` as a process: clean stop on SIGTERM with the queue on disk, and start-up with a bad config."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import sqlite3
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import require_shared  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
 from bench.broker import free_port  # noqa: E402
@@ -26,6 +26,7 @@ def _config(tmp_path: Path, **extra) -> dict:
             "stats": {"interval_s": 1.0}, **extra}
 
 
+@pytest.mark.slow
 def test_sigterm_stops_capture_flushes_the_queue_and_exits_quickly(tmp_path):
     svc = ServiceProcess(write_config(tmp_path / "config.yaml", _config(tmp_path)))
     try:
@@ -48,6 +49,7 @@ def test_sigterm_stops_capture_flushes_the_queue_and_exits_quickly(tmp_path):
     print(f"\nSIGTERM: exited in {took:.2f} s; {len(kinds)} events on disk for the broker: {kinds}")
 
 
+@pytest.mark.slow
 def test_an_invalid_config_at_start_falls_back_to_the_previous_one(tmp_path):
     path = write_config(tmp_path / "config.yaml", _config(tmp_path))
     good = path.read_text()
@@ -78,6 +80,7 @@ def test_no_usable_config_exits_2_with_the_reason(tmp_path):
     assert any(s.startswith("config error:") for s in svc.notify.statuses())
 
 
+@pytest.mark.slow
 def test_mjpeg_preview_serves_annotated_frames(tmp_path):
     import re
     import urllib.error

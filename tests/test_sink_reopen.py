@@ -5,7 +5,6 @@ Real mosquitto, real queue files, the real service process (SIGHUP reload of an 
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -13,7 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import require_shared  # noqa: E402
 from conftest_mqtt import open_sink, wait_until  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -153,6 +151,7 @@ def cut_and_restore(start, stop, url: str, caplog: pytest.LogCaptureFixture, out
     assert all(b >= a for a, b in zip(delays, delays[1:])), delays
 
 
+@pytest.mark.slow
 def test_rtsp_camera_cut_and_restore(caplog: pytest.LogCaptureFixture) -> None:
     video = require_shared("video", "single_face.mp4")
     reason = gst_rtsp_available()
@@ -162,6 +161,7 @@ def test_rtsp_camera_cut_and_restore(caplog: pytest.LogCaptureFixture) -> None:
     cut_and_restore(server.start, server.stop, server.url, caplog)
 
 
+@pytest.mark.slow
 def test_mjpeg_camera_cut_and_restore(caplog: pytest.LogCaptureFixture) -> None:
     from tests.helpers.mjpeg_server import MjpegCamera, video_jpegs
 

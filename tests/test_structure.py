@@ -259,3 +259,11 @@ def test_written_once(text):
     found = sorted(str(p.relative_to(REPO)) for name, p in MODULES.items()
                    if name.startswith("edge") and text in p.read_text())
     assert set(found) <= {ONE_PLACE[text]}, f"{text!r} belongs in {ONE_PLACE[text]} only, also in: {found}"
+
+
+def test_tests_mark_themselves_and_leave_sys_path_alone():
+    # the slow tier is the tests' own @pytest.mark.slow (a renamed test keeps it); paths: pyproject.toml
+    assert not (REPO / "tests" / "slow_tests.py").exists()
+    found = [str(p.relative_to(REPO)) for p in sorted((REPO / "tests").glob("*.py")) if "sys.path.insert" in
+             p.read_text() and p.name != "test_structure.py"]
+    assert not found, f"set paths in pyproject.toml ([tool.pytest.ini_options] pythonpath), not in: {found}"

@@ -93,6 +93,7 @@ def pipe_service(tmp_path):
     svc.close()
 
 
+@pytest.mark.slow
 def test_watchdog_pings_while_healthy_and_stop_when_the_pipeline_hangs(pipe_service):
     svc, camera = pipe_service
     ready = svc.wait_ready()

@@ -7,7 +7,6 @@ anchors from strides 8,16,16,16; sigmoid scores; weighted non-maximum suppressio
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 from edge.config.detector import BlazeFaceOptions, CommonDetectorOptions

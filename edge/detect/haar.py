@@ -8,12 +8,16 @@ the aligner frames it from the box alone.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from edge.config.detector import CommonDetectorOptions, HaarOptions
 from edge.detect.base import keep_largest
 from edge.interpreter import ModelError
 from edge.types import Detection
+
+if TYPE_CHECKING:
+    import cv2
 
 
 def load_cascade(name: str) -> "cv2.CascadeClassifier":
