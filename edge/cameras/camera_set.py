@@ -54,7 +54,7 @@ class CameraSet:
         """The cameras for log lines (stream passwords hidden)."""
         return f"{len(self.feeds)} cameras: " + ", ".join(f"{f.name} {f.source.describe()}" for f in self.feeds)
 
-    def start(self) -> "CameraSet":
+    def start(self) -> CameraSet:
         """Start the cameras' reader threads (iteration does it when not done yet); returns self."""
         if not self._started:
             self._started = True

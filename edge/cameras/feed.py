@@ -36,7 +36,7 @@ class CameraFeed:
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=f"camera-{self.name}", daemon=True)
 
-    def start(self) -> "CameraFeed":
+    def start(self) -> CameraFeed:
         """Start the reader thread; returns self."""
         self._thread.start()
         return self
