@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import platform
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.config.align import FERPLUS_EYE_DISTANCE, FERPLUS_EYE_Y
 from edge.config.model import SHIPPED_MODEL
-from edge.interpreter import interpreter_class, open_interpreter, sha256_file
 from edge.evaluation import fer as evaluate
+from edge.interpreter import interpreter_class, open_interpreter, sha256_file
 from models import ferplus
 
 MODELS_DIR = Path(__file__).resolve().parent
@@ -111,7 +111,7 @@ def ckplus_valid_accuracy(model_path: Path, data_dir: Path, seed: int) -> dict:
 
     _, va = ckplus.subject_split(ckplus.load(data_dir), seed=seed)
     pred = _Scores(model_path).scores(list(va.images)).argmax(axis=1)
-    return {"n": len(va), "subjects": int(len(set(va.subjects))), "accuracy": round(float((pred == va.labels).mean()), 4)}
+    return {"n": len(va), "subjects": len(set(va.subjects)), "accuracy": round(float((pred == va.labels).mean()), 4)}
 
 
 def taiwanese_figures(model_path: Path, data_dir: Path) -> dict:
@@ -125,14 +125,11 @@ def taiwanese_figures(model_path: Path, data_dir: Path) -> dict:
                 if isinstance(v, dict) else v) for k, v in fig.items()}
 
 
-def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
-    """Evaluate the run's int8 and float models and install the int8 one with its full card (2.0)."""
-    run = Path(run)
-    export = json.loads((run / "export.json").read_text())
-    log = json.loads((run / "train_log.json").read_text())
-    cards = {kind: json.loads(path.with_suffix(".json").read_text())  # export_run's provisional cards
-             for kind, path in paths.items()}
+def measure(paths: dict[str, Path], data_dir: Path, ck_seed: int) -> tuple[dict, dict]:
+    """The card's measured sections (accuracy, latency, float model) of an int8 model and its float parent.
 
+    Returns (card fields, the int8 test report for the confusion figure).
+    """
     reports = {kind: evaluate.evaluate(path, split="test", data_dir=data_dir, latency=False)
                for kind, path in paths.items()}
     latency = dict(zip(("int8", "float", "1.0.0_int8_same_run"), evaluate.measure_latencies(
@@ -143,6 +140,123 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
                                      limit=evaluate.SLICE_SIZE, latency=False)
     for r in reports.values():
         print(r.table())
+    fields = {
+        "accuracy": {
+            "figures": FIGURES,
+            "protocol": "FER+ majority (Barsoum et al. 2016): single votes zeroed, label = emotion with > half of "
+                        "the remaining votes, unknown/not_face dropped",
+            "test_int8": reports["int8"].as_dict(),
+            "test_float": reports["float"].as_dict(),
+            "valid_int8": {"n": valid["int8"].n, "accuracy": round(valid["int8"].accuracy, 4)},
+            "valid_float": {"n": valid["float"].n, "accuracy": round(valid["float"].accuracy, 4)},
+            "ckplus_valid_int8": ckplus_valid_accuracy(paths["int8"], data_dir, ck_seed),
+            f"test_slice{evaluate.SLICE_SIZE}_int8": {"n": slice_report.n, "accuracy": round(slice_report.accuracy, 4),
+                                                     "definition": f"the first {evaluate.SLICE_SIZE} images of the "
+                                                                   "majority-protocol test set, in archive order"},
+            "taiwanese": taiwanese_figures(paths["int8"], data_dir),
+        },
+        "latency_ms_per_face": {
+            **{k: round(v, 3) for k, v in latency.items()},
+            "ratio_to_1.0.0": round(latency["int8"] / latency["1.0.0_int8_same_run"], 3),
+            "setting": "one thread, batch 1, preprocessing excluded; median over 300 test faces, the three models "
+                       "timed in turn face by face (models.evaluate.measure_latencies)",
+            "interpreter": interpreter_class()[1], "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        },
+        "float_model": {"file": "models/reference/fer_emotion_float.tflite", "size_bytes": paths["float"].stat().st_size,
+                        "sha256": sha256_file(paths["float"]),
+                        "note": "not used at run time; kept for the int8-vs-float benchmark (bench/model.py)"},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "license": "model weights: this project's licence; trained on data with the terms in training.data_terms "
+                   "(CK+: non-commercial research only; FER2013: research use)",
+    }
+    return fields, reports["int8"]
+
+
+def install(card: dict, paths: dict[str, Path], cards: dict[str, dict], report) -> None:
+    """Copy the int8 model and its card into edge/model/ and its float parent into models/reference/."""
+    dest = SHIPPED_MODEL.with_name(f"{SHIPPED_NAME}.tflite")
+    shutil.copyfile(paths["int8"], dest)
+    assert sha256_file(dest) == card["sha256"]
+    dest.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    # The float model it came from stays beside it for the int8-vs-float benchmark (bench/model.py).
+    ref = MODELS_DIR / "reference" / "fer_emotion_float.tflite"
+    ref.parent.mkdir(exist_ok=True)
+    shutil.copyfile(paths["float"], ref)
+    ref.with_suffix(".json").write_text(json.dumps(cards["float"] | {"file": ref.name}, indent=2) + "\n")
+    evaluate.confusion_png(report, MODELS_DIR.parent / "docs" / "model_confusion.png")
+    print(f"shipped {dest} ({card['size_bytes'] / 1e6:.2f} MB) sha256 {card['sha256']}")
+
+
+#: The model 3.0 started from, kept for the side-by-side benchmark (bench/accuracy.py) and as teacher "v2".
+REFERENCE_2_0 = MODELS_DIR / "reference" / "2.0.0" / "fer_emotion_int8.tflite"
+
+
+def ship_recipe(recipe, run: Path, paths: dict[str, Path], data_dir: Path, tau: float, chosen: tuple) -> dict:
+    """Evaluate a recipe run's models and install the int8 one with its card (3.0 on).
+
+    ``chosen``: (folder, stage, best epoch) of the last stage's winner (models.recipe.winner).
+    """
+    from dataclasses import asdict
+
+    run = Path(run)
+    cards = {kind: json.loads(path.with_suffix(".json").read_text()) for kind, path in paths.items()}
+    folder, st, best = chosen
+    log = json.loads((run / folder / "log.json").read_text())
+    fields, report = measure(paths, data_dir, st.ck_seed)
+    prior = json.loads((run / "prior.json").read_text()) if (run / "prior.json").exists() else {"tau": tau}
+    widths = "-".join(str(w) for w in log["stage"]["widths"]) if not st.init else "32-64-128-256"
+    card = cards["int8"] | {
+        "version": recipe.version,
+        "file": f"{SHIPPED_NAME}.tflite",
+        "architecture": f"single-view VGG-style CNN, 4 blocks x 2 conv3x3+{'bias (BN folded)' if st.init else 'BN'}"
+                        f"+ReLU ({widths}), global average pooling, dense 8; {log['params']:,} parameters; "
+                        "no test-time views",
+        "initialised_from": st.init or "random (trained from scratch)",
+        "macs_per_face": log["macs_per_face"],
+        "recipe": {"file": str(recipe.path), "sha256": sha256_file(Path(recipe.path)),
+                   "command": f"python -m models.train --recipe {recipe.path} --teachers ../shared/teachers --ship"},
+        "training": {
+            "code": "models/recipe.py (python -m models.train --recipe), stages models/fit.py, augmentation "
+                    "models/augment.py, pack models/pack.py, teachers models/teachers.py, export models/export.py, "
+                    "card models/card.py",
+            "backend": log["backend"],
+            "data": [f"FER+ train split: {log['train_faces'] - 0} faces per epoch with CK+ repeats (pack: models/pack.py)",
+                     (f"CK+: training subjects x{st.ckplus_repeat} per epoch; subject-disjoint held-out split (seed "
+                     f"{st.ck_seed}) for selection")],
+            "data_terms": DATA_TERMS,
+            "stages": {name: asdict(s) | {"augment": asdict(s.augment)} for name, s in
+                       ((s.name, s) for s in recipe.stages)},
+            "targets": "per face a weighted sum of cross-entropies against the FER+ vote distribution (CK+: the posed "
+                       "label) and the teachers' scores, each teacher compared only over the classes it has; weights "
+                       f"{st.weights}",
+            "selection": f"epoch {best['epoch']} of {len(log['epochs'])}: best FER+ validation accuracy + {st.ck_weight} x "
+                         f"held-out CK+ accuracy + {st.degraded_weight} x accuracy on camera-degraded FER+ validation "
+                         "faces (the FER+ test split and the Taiwanese photographs are never used for training or "
+                         "selection)",
+            "selected_epoch": best,
+            "prior_correction_in_graph": tau,
+            "prior_correction_choice": prior,
+            "class_prior": training_prior(data_dir),
+            "quantization": "full integer (int8 weights and activations, int8 input and output), "
+                            f"calibrated on {recipe.export.get('calibration_faces', 500)} training images",
+        },
+        **fields,
+        "previous": {"version": "2.0.0", "file": "models/reference/2.0.0/fer_emotion_int8.tflite",
+                     "sha256": sha256_file(REFERENCE_2_0)},
+    }
+    install(card, paths, cards, report)
+    return card
+
+
+def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
+    """Evaluate the run's int8 and float models and install the int8 one with its full card (2.0)."""
+    run = Path(run)
+    export = json.loads((run / "export.json").read_text())
+    log = json.loads((run / "train_log.json").read_text())
+    cards = {kind: json.loads(path.with_suffix(".json").read_text())  # export_run's provisional cards
+             for kind, path in paths.items()}
+
+    fields, report = measure(paths, data_dir, log["args"]["ck_seed"])
     student, data = log["student"], log["data"]
     tau = float(export.get("prior_correction_in_graph") or 0.0)
     widths = "-".join(str(w) for w in student["widths"])
@@ -159,9 +273,9 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
             "code": "models/distill.py (python -m models.distill), teachers models/teachers.py, CK+ models/ckplus.py, "
                     "student models/student.py, export models/export.py, card models/card.py",
             "data": [f"FER+ train split: {data['ferplus_train']} faces (vote distributions)",
-                     f"CK+: {data['ckplus_train_faces']} faces of {data['ckplus_train_subjects']} subjects "
+                     (f"CK+: {data['ckplus_train_faces']} faces of {data['ckplus_train_subjects']} subjects "
                      f"(reframed to FER+ framing, x{data['ckplus_repeat']} per epoch); "
-                     f"{data['ckplus_valid_faces']} faces of {data['ckplus_valid_subjects']} other subjects held out"],
+                     f"{data['ckplus_valid_faces']} faces of {data['ckplus_valid_subjects']} other subjects held out")],
             "data_terms": DATA_TERMS,
             "targets": "per face a weighted sum of cross-entropies against: the FER+ vote distribution (CK+: the "
                        "posed label) and the teachers' scores (A: Intel emotions-recognition-retail-0003, B: OpenCV Zoo "
@@ -184,45 +298,9 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
             "quantization": "full integer (int8 weights and activations, int8 input and output), "
                             "calibrated on 500 training images",
         },
-        "accuracy": {
-            "figures": FIGURES,
-            "protocol": "FER+ majority (Barsoum et al. 2016): single votes zeroed, label = emotion with > half of "
-                        "the remaining votes, unknown/not_face dropped",
-            "test_int8": reports["int8"].as_dict(),
-            "test_float": reports["float"].as_dict(),
-            "valid_int8": {"n": valid["int8"].n, "accuracy": round(valid["int8"].accuracy, 4)},
-            "valid_float": {"n": valid["float"].n, "accuracy": round(valid["float"].accuracy, 4)},
-            "ckplus_valid_int8": ckplus_valid_accuracy(paths["int8"], data_dir, log["args"]["ck_seed"]),
-            f"test_slice{evaluate.SLICE_SIZE}_int8": {"n": slice_report.n, "accuracy": round(slice_report.accuracy, 4),
-                                                     "definition": f"the first {evaluate.SLICE_SIZE} images of the "
-                                                                   "majority-protocol test set, in archive order"},
-            "taiwanese": taiwanese_figures(paths["int8"], data_dir),
-        },
-        "latency_ms_per_face": {
-            **{k: round(v, 3) for k, v in latency.items()},
-            "ratio_to_1.0.0": round(latency["int8"] / latency["1.0.0_int8_same_run"], 3),
-            "setting": "one thread, batch 1, preprocessing excluded; median over 300 test faces, the three models "
-                       "timed in turn face by face (models.evaluate.measure_latencies)",
-            "interpreter": interpreter_class()[1], "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        },
-        "float_model": {"file": "models/reference/fer_emotion_float.tflite", "size_bytes": paths["float"].stat().st_size,
-                        "sha256": sha256_file(paths["float"]),
-                        "note": "not used at run time; kept for the int8-vs-float benchmark (bench/model.py)"},
+        **fields,
         "previous": {"version": "1.0.0", "file": "models/reference/1.0.0/fer_emotion_int8.tflite",
                      "sha256": sha256_file(REFERENCE_1_0)},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "license": "model weights: this project's licence; trained on data with the terms in training.data_terms "
-                   "(CK+: non-commercial research only; FER2013: research use)",
     }
-    dest = SHIPPED_MODEL.with_name(f"{SHIPPED_NAME}.tflite")
-    shutil.copyfile(paths["int8"], dest)
-    assert sha256_file(dest) == card["sha256"]
-    dest.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    # The float model it came from stays beside it for the int8-vs-float benchmark (bench/model.py).
-    ref = MODELS_DIR / "reference" / "fer_emotion_float.tflite"
-    ref.parent.mkdir(exist_ok=True)
-    shutil.copyfile(paths["float"], ref)
-    ref.with_suffix(".json").write_text(json.dumps(cards["float"] | {"file": ref.name}, indent=2) + "\n")
-    evaluate.confusion_png(reports["int8"], MODELS_DIR.parent / "docs" / "model_confusion.png")
-    print(f"shipped {dest} ({card['size_bytes'] / 1e6:.2f} MB) sha256 {card['sha256']}")
+    install(card, paths, cards, report)
     return card

@@ -28,7 +28,7 @@ from models import ckplus, ferplus, teachers
 from models.augment import Augment, augment_batch
 from models.pack import Pack
 
-SOURCES = ("votes", "A", "B", "ref")
+SOURCES = ("votes", "A", "B", "ref", "v2")
 N_CLASSES = len(ferplus.CLASSES)
 
 
@@ -54,10 +54,12 @@ class Stage:
     degraded_weight: float = 0.0         # selection: + this x accuracy on degraded FER+ validation faces
     ck_seed: int = 0
     share: float = 1.0                   # this stage's share of a run's time budget
+    init: str | None = None              # start weights: a float fer-edge .tflite (TensorFlow) or .weights.h5
+    init_prior_correction: float = 0.0   # tau in the init model's output bias, taken out before training
     augment: Augment = field(default_factory=Augment)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Stage":
+    def from_dict(cls, d: dict) -> Stage:
         d = dict(d)
         aug = d.pop("augment", {}) or {}
         aug = {k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
@@ -174,7 +176,14 @@ def build(st: Stage, kd_net=None):
 
     from models.student import build_student
 
-    net = build_student(st.widths, dropout=st.dropout, name=f"fer_{st.name}", batchnorm=st.batchnorm)
+    if st.init and str(st.init).endswith(".tflite"):     # a shipped model's float parent, BN folded (TensorFlow)
+        from models.warmstart import student_from_tflite
+
+        net = student_from_tflite(Path(st.init), dropout=st.dropout)
+    else:
+        net = build_student(st.widths, dropout=st.dropout, name=f"fer_{st.name}", batchnorm=st.batchnorm)
+        if st.init:
+            net.load_weights(st.init)
     if kd_net is None:
         return net, net
     kd_net.trainable = False
@@ -233,6 +242,10 @@ def run_stage(st: Stage, pack: Pack, out: Path, seed: int, kd_net=None, time_bud
                  "params": int(net.count_params()), "macs_per_face": count_macs(net), "train_faces": len(x),
                  "epochs_planned": st.epochs, "epochs": [], "best": None}
     start_epoch, done, elapsed = 1, 0, 0.0
+    if st.init and st.init_prior_correction:   # train on calibrated targets from a calibrated start
+        dense = net.get_layer("logits")
+        kernel, bias = dense.get_weights()
+        dense.set_weights([kernel, bias + st.init_prior_correction * np.log(np.maximum(pack.prior, 1e-4))])
     if resume and state_path.exists():
         state = json.loads(state_path.read_text())
         net.load_weights(out / "last.weights.h5")
@@ -310,6 +323,18 @@ def run_stage(st: Stage, pack: Pack, out: Path, seed: int, kd_net=None, time_bud
     log["finished"] = True
     log_path.write_text(json.dumps(log, indent=2))
     return log
+
+
+class KerasScores:
+    """A Keras logits model as models.taiwanese wants it: ``scores(crops)`` -> softmax rows."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def scores(self, crops: list[np.ndarray]) -> np.ndarray:
+        logits = self.model.predict(np.stack(crops).astype(np.float32)[..., None], batch_size=256, verbose=0)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
 
 
 def load_net(st: Stage, weights: Path):

@@ -12,7 +12,9 @@ travel in the git-ignored folders ``.gpu/`` and ``.whl/``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import operator
 import shutil
 import subprocess
 import sys
@@ -46,7 +48,7 @@ def prepare(args: argparse.Namespace) -> int:
     if not list(whl.glob("keras-*.whl")):
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
                         "--python-version", "3.12", "--implementation", "cp",
-                        *sum((["--platform", p] for p in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64",
+                        *functools.reduce(operator.iadd, (["--platform", p] for p in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64",
                                                           "manylinux_2_17_x86_64", "manylinux2014_x86_64")), []),
                         "-d", str(whl), f"keras=={keras.__version__}", "namex", "optree"], check=True)
     tracked, largest = tracked_bytes()
@@ -54,8 +56,7 @@ def prepare(args: argparse.Namespace) -> int:
     print(f"travels: tracked files {tracked / 2**20:.1f} MiB + pack {folder_bytes(dest) / 2**20:.1f} MiB + "
           f"wheels {folder_bytes(whl) / 2**20:.1f} MiB = {total / 2**20:.1f} MiB (limit 64 MiB)")
     if total > LIMIT_BYTES:
-        print("over the limit by {:.1f} MiB; the largest tracked files (not needed there):".format(
-            (total - LIMIT_BYTES) / 2**20))
+        print(f"over the limit by {(total - LIMIT_BYTES) / 2**20:.1f} MiB; the largest tracked files (not needed there):")
         for size, name in largest:
             print(f"  {size / 2**20:5.1f} MiB  {name}")
         return 1

@@ -5,12 +5,12 @@
 # Here, first:   python -m models.gpu_prep             (builds .gpu/pack and .whl, both git-ignored)
 # There:         bash models/gpu_run.sh                (device tool: carry .gpu and .whl)
 # Back here:     python -m models.gpu_prep --unpack DIR  (puts the weights into the run folder), then
-#                python -m models.train --recipe models/recipes/3.0.yaml --resume --ship
+#                python -m models.train --recipe models/recipes/gpu-teacher-student.yaml --resume --ship
 #
-# Settings: RECIPE (models/recipes/3.0.yaml), MINUTES of training (6.5), PARALLEL variants side by
+# Settings: RECIPE (models/recipes/gpu-teacher-student.yaml), MINUTES of training (6.5), PARALLEL variants side by
 # side (4), OUT (the device tool's result folder; at most 8 files come back).
 set -uo pipefail
-RECIPE=${RECIPE:-models/recipes/3.0.yaml}
+RECIPE=${RECIPE:-models/recipes/gpu-teacher-student.yaml}
 MINUTES=${MINUTES:-6.5}
 PARALLEL=${PARALLEL:-4}
 OUT=${OUT:-/tmp/gpu_out}

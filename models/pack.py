@@ -22,7 +22,7 @@ import numpy as np
 from models import ckplus, ferplus, teachers
 
 ROW = 100          # faces per mosaic row
-TEACHERS = ("A", "B", "ref")
+TEACHERS = ("A", "B", "ref", "v2")     # every teacher a pack can hold
 
 
 def _to_mosaic(faces: np.ndarray) -> np.ndarray:
@@ -42,12 +42,11 @@ def _sha256(path: Path) -> str:
 
 
 def write(out: Path, data_dir: Path, teachers_dir: Path | None, cache_dir: Path = teachers.CACHE_DIR,
-          limit: int = 0) -> Path:
-    """Build a pack in ``out`` from the shared data and the teachers (their soft labels cached once).
+          limit: int = 0, use: tuple[str, ...] = ("A", "B", "ref")) -> Path:
+    """Build a pack in ``out`` from the shared data and the teachers ``use`` (soft labels cached once).
 
     ``limit``: the first N FER+ training and validation faces only, every 10th CK+ face (tiny runs).
     """
-    out.mkdir(parents=True, exist_ok=True)
     tr = ferplus.load_split("train", data_dir)
     va = ferplus.load_split("valid", data_dir)
     ck = ckplus.load(data_dir)
@@ -56,25 +55,31 @@ def write(out: Path, data_dir: Path, teachers_dir: Path | None, cache_dir: Path 
         va = ferplus.Split(va.images[:limit], va.votes[:limit], va.names[:limit])
         ck = ck.subset(np.arange(len(ck)) % 10 == 0)
     key = "full" if not limit else f"limit{limit}"
-    soft = teachers.soft_labels({"train": tr.images, "ckplus": ck.images, "valid": va.images}, TEACHERS,
+    soft = teachers.soft_labels({"train": tr.images, "ckplus": ck.images, "valid": va.images}, tuple(use),
                                 teachers_dir, key=key, cache_dir=cache_dir)
     dist, keep = ferplus.vote_distributions(tr.votes)
     x_val, y_val = ferplus.majority_subset(va)
     val_keep = ferplus.majority_labels(va.votes) >= 0
     sets = {"train": tr.images[keep], "ckplus": ck.images, "valid": x_val}
+    arrays = {"train_votes": dist[keep], "valid_labels": y_val, "ckplus_labels": ck.labels,
+              "ckplus_subjects": ck.subjects.astype("U16")}
+    for t in use:
+        arrays[f"train_{t}"] = soft[f"train_{t}"][keep].astype(np.float16)
+        arrays[f"ckplus_{t}"] = soft[f"ckplus_{t}"].astype(np.float16)
+        arrays[f"valid_{t}"] = soft[f"valid_{t}"][val_keep].astype(np.float16)
+    return save(out, sets, arrays, limit=limit)
+
+
+def save(out: Path, sets: dict[str, np.ndarray], arrays: dict[str, np.ndarray], limit: int = 0) -> Path:
+    """Write faces (``train``, ``ckplus``, ``valid``: uint8 (N, 48, 48)) and arrays as a pack, with pack.json."""
+    out.mkdir(parents=True, exist_ok=True)
     for name, faces in sets.items():
         ok, buf = cv2.imencode(".webp", _to_mosaic(faces), [cv2.IMWRITE_WEBP_QUALITY, 101])  # 101: lossless
         if not ok:
             raise RuntimeError(f"could not encode the {name} faces as lossless WebP")
         (out / f"faces_{name}.webp").write_bytes(buf.tobytes())
-    arrays = {"train_votes": dist[keep], "valid_labels": y_val, "ckplus_labels": ck.labels,
-              "ckplus_subjects": ck.subjects.astype("U16")}
-    for t in TEACHERS:
-        arrays[f"train_{t}"] = soft[f"train_{t}"][keep].astype(np.float16)
-        arrays[f"ckplus_{t}"] = soft[f"ckplus_{t}"].astype(np.float16)
-        arrays[f"valid_{t}"] = soft[f"valid_{t}"][val_keep].astype(np.float16)
     np.savez_compressed(out / "arrays.npz", **arrays)
-    meta = {"counts": {k: int(len(v)) for k, v in sets.items()}, "limit": limit,
+    meta = {"counts": {k: len(v) for k, v in sets.items()}, "limit": limit,
             "files": {p.name: _sha256(p) for p in sorted(out.glob("*")) if p.name != "pack.json"}}
     (out / "pack.json").write_text(json.dumps(meta, indent=2))
     return out

@@ -41,6 +41,7 @@ class Recipe:
     name: str
     version: str
     seed: int
+    teachers: tuple[str, ...]
     stages: list[fit.Stage]
     variants: dict[str, list[dict]]
     prior: dict
@@ -89,7 +90,7 @@ def load(path: Path) -> Recipe:
         if st.kd_from and st.kd_from not in names[: names.index(st.name)]:
             raise ValueError(f"{path}: stage {st.name!r} distils from {st.kd_from!r}, which is not an earlier stage")
     return Recipe(path, str(raw.get("name", "fer-edge-emotion")), str(raw.get("version", "0.0.0")),
-                  int(raw.get("seed", 7)), stages, variants, raw.get("prior") or {}, raw.get("export") or {})
+                  int(raw.get("seed", 7)), tuple(raw.get("teachers") or ("A", "B", "ref")), stages, variants, raw.get("prior") or {}, raw.get("export") or {})
 
 
 def _finished(folder: Path) -> bool:
@@ -167,8 +168,8 @@ def _train_side_by_side(recipe: Recipe, run: Path, pack_dir: Path, todo, resume:
         cmd += ["--resume"] if resume else []
         cmd += ["--val-limit", str(limit_val)] if limit_val else []
         cmd += ["--precision", precision] if precision else []
-        log = open(run / f"{folder}.stdout.log", "w")
-        procs.append((folder, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())))
+        with open(run / f"{folder}.stdout.log", "w") as log:   # the child keeps its own copy of the descriptor
+            procs.append((folder, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())))
     for folder, proc in procs:
         if proc.wait() != 0:
             print(f"variant {folder} failed (exit {proc.returncode}); see {run / (folder + '.stdout.log')}", flush=True)
@@ -178,18 +179,17 @@ def choose_prior(recipe: Recipe, run: Path, data_dir: Path, net) -> dict:
     """tau: best on the odd-numbered Taiwanese performers, within prior.floor of tau 0 on FER+ validation."""
     from models import ferplus, taiwanese
     from models.card import training_prior
-    from models.soup import KerasScores
 
     prior = np.array([training_prior(data_dir)[c] for c in ferplus.CLASSES], np.float32)
     va = ferplus.load_split("valid", data_dir)
     x_val, y_val = ferplus.majority_subset(va)
-    val_scores = KerasScores(net).scores(list(x_val))
+    val_scores = fit.KerasScores(net).scores(list(x_val))
     photos = taiwanese.load_photos(data_dir / "faces" / "taiwanese_fed")
     saved = taiwanese.TAUS
     taus = tuple(float(t) for t in recipe.prior.get("taus", saved))
     taiwanese.TAUS = taus
     try:
-        tau = taiwanese.tune_prior(KerasScores(net), photos, prior, valid=(val_scores, y_val),
+        tau = taiwanese.tune_prior(fit.KerasScores(net), photos, prior, valid=(val_scores, y_val),
                                    max_valid_drop=float(recipe.prior.get("floor", 0.01)))
     finally:
         taiwanese.TAUS = saved
@@ -204,7 +204,7 @@ def export_step(recipe: Recipe, run: Path, data_dir: Path, tau: float) -> dict[s
     from models.card import base_card
 
     last = recipe.stages[-1]
-    folder, st, row = winner(run, recipe, last)
+    folder, st, _row = winner(run, recipe, last)
     net = fit.load_net(st, run / folder / "best.weights.h5")
     if tau:
         export.fold_prior_correction(net, tau, data_dir)
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     run.mkdir(parents=True, exist_ok=True)
     pack_dir = args.pack or run / "pack"
     if "pack" in steps and not (pack_dir / "pack.json").exists():
-        pack.write(pack_dir, args.data, args.teachers, teachers.CACHE_DIR, limit=args.limit)
+        pack.write(pack_dir, args.data, args.teachers, teachers.CACHE_DIR, limit=args.limit, use=recipe.teachers)
     if "stages" in steps:
         train_stages(recipe, run, pack_dir, resume=args.resume, budget_s=60 * args.time_budget,
                      parallel=args.parallel, workers=args.workers, only=args.only,
@@ -286,5 +286,5 @@ def main(argv: list[str] | None = None) -> int:
         from models import card
 
         paths = paths or {"float": run / "model_float.tflite", "int8": run / "model_int8.tflite"}
-        card.ship_recipe(recipe, run, paths, args.data, float(tau or 0.0))
+        card.ship_recipe(recipe, run, paths, args.data, float(tau or 0.0), winner(run, recipe, recipe.stages[-1]))
     return 0

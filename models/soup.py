@@ -27,6 +27,7 @@ import numpy as np
 from models import ckplus, ferplus, taiwanese
 from models.card import training_prior
 from models.distill import accuracy
+from models.fit import KerasScores
 from models.warmstart import student_from_tflite
 
 ALPHAS = (0.0, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0)
@@ -35,18 +36,6 @@ ALPHAS = (0.0, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0)
 def mix(start: list[np.ndarray], tuned: list[np.ndarray], alpha: float) -> list[np.ndarray]:
     """(1 - alpha) x start + alpha x tuned, weight by weight."""
     return [(1.0 - alpha) * a + alpha * b for a, b in zip(start, tuned)]
-
-
-class KerasScores:
-    """A Keras logits model as models.taiwanese wants it: ``scores(crops)`` -> softmax rows."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def scores(self, crops: list[np.ndarray]) -> np.ndarray:
-        logits = self.model.predict(np.stack(crops).astype(np.float32)[..., None], batch_size=256, verbose=0)
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
 
 
 def soup(run: Path, out: Path, alphas: tuple[float, ...] = ALPHAS, data_dir: Path | None = None,

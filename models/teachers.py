@@ -30,6 +30,9 @@ from models import ferplus
 
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
 REF_MODEL = Path(__file__).resolve().parent / "reference" / "1.0.0" / "fer_emotion_float.tflite"
+#: 2.0.0's float parent: the teacher "v2" (self-distillation: 3.0 learns to read degraded faces as 2.0 reads clean ones)
+V2_MODEL = Path(__file__).resolve().parent / "reference" / "2.0.0" / "fer_emotion_float.tflite"
+REF_MODELS = {"ref": REF_MODEL, "v2": V2_MODEL}
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ COLUMNS: dict[str, list[int]] = {
     "A": [_IDX[c] for c in ("neutral", "happiness", "sadness", "surprise", "anger")],
     "B": [_IDX[c] for c in ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")],
     "ref": list(range(len(ferplus.CLASSES))),
+    "v2": list(range(len(ferplus.CLASSES))),
 }
 
 
@@ -90,9 +94,32 @@ def resolve(teacher: str, teachers_dir: Path | None, download_dir: Path = RUNS_D
     return found
 
 
+def _in_graph_prior(model: Path) -> np.ndarray | None:
+    """prior ** tau of a fer-edge model whose output bias holds a prior correction (its card says), else None."""
+    import json
+
+    card = model.with_name("fer_emotion_int8.json")
+    if not card.exists():
+        return None
+    training = json.loads(card.read_text()).get("training", {})
+    tau = float(training.get("prior_correction_in_graph") or 0.0)
+    if not tau:
+        return None
+    prior = np.array([training["class_prior"][c] for c in ferplus.CLASSES])
+    return np.maximum(prior, 1e-4) ** tau
+
+
 def to_fer8(teacher: str, scores: np.ndarray) -> np.ndarray:
-    """Teacher scores (N, its classes) -> probabilities over the 8 FER+ classes (0 where it has no column)."""
+    """Teacher scores (N, its classes) -> probabilities over the 8 FER+ classes (0 where it has no column).
+
+    A fer-edge model with a prior correction in its graph (2.0.0) is given its calibrated scores
+    back (times prior ** tau), so that it teaches the same kind of distribution as the votes.
+    """
     s = scores.astype(np.float64)
+    if teacher in REF_MODELS:
+        undo = _in_graph_prior(REF_MODELS[teacher])
+        if undo is not None:
+            s = s * undo
     if teacher == "B":  # B answers raw scores: softmax them
         s = np.exp(s - s.max(axis=1, keepdims=True))
     s = s / np.maximum(s.sum(axis=1, keepdims=True), 1e-9)
@@ -130,15 +157,15 @@ class Runner:
             if threads:
                 cv2.setNumThreads(threads)
             self._net = cv2.dnn.readNet(str(onnx))
-        elif teacher == "ref":
+        elif teacher in REF_MODELS:
             try:
                 from ai_edge_litert.interpreter import Interpreter
             except ImportError:  # training machines have TensorFlow anyway
                 from tensorflow.lite import Interpreter  # type: ignore[no-redef]
-            self._net = Interpreter(model_path=str(REF_MODEL), num_threads=threads or 2)
+            self._net = Interpreter(model_path=str(REF_MODELS[teacher]), num_threads=threads or 2)
             self._batch = 0
         else:
-            raise ValueError(f"unknown teacher {teacher!r} (A, B or ref)")
+            raise ValueError(f"unknown teacher {teacher!r} (A, B, ref or v2)")
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         """(N, 48, 48) uint8 -> (N, 8) probabilities over the FER+ classes."""

@@ -1,0 +1,156 @@
+"""The one-command recipe (models.train --recipe): pack, stages, resume after a kill, GPU prep/collect/unpack.
+
+These run on a synthetic training pack (random faces and targets), so they need neither the shared
+data nor the teachers; what they check is the machinery, not accuracy.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras", reason="the training code needs the `train` extra (Keras 3 + TensorFlow)")
+
+from models import augment, gpu_prep, pack, recipe  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = """
+name: tiny
+version: 0.0.1
+seed: 3
+stages:
+  - name: student
+    widths: [4, 8, 8, 8]
+    epochs: 3
+    batch: 32
+    lr: 0.002
+    weights: {votes: 0.5, A: 0.5}
+    ckplus_repeat: 1
+    degraded_weight: 0.5
+    augment: {degrade_p: 0.5}
+prior: {taus: [0, 0.2], floor: 0.01}
+"""
+
+
+def synthetic_pack(folder: Path, n: int = 160, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    faces = lambda k: rng.integers(0, 256, (k, 48, 48), dtype=np.uint8)  # noqa: E731
+    votes = rng.dirichlet(np.ones(8), n).astype(np.float32)
+    soft = lambda k: rng.dirichlet(np.ones(8), k).astype(np.float16)  # noqa: E731
+    arrays = {"train_votes": votes, "valid_labels": rng.integers(0, 8, 60), "ckplus_labels": rng.integers(1, 8, 40),
+              "ckplus_subjects": np.array([f"S{i % 10:03d}" for i in range(40)]),
+              "train_A": soft(n), "ckplus_A": soft(40), "valid_A": soft(60)}
+    train = np.random.default_rng(seed + 100).integers(0, 256, (n, 48, 48), dtype=np.uint8)
+    return pack.save(folder, {"train": train, "ckplus": faces(40), "valid": faces(60)}, arrays)
+
+
+def test_pack_round_trip_is_lossless_and_damage_is_named(tmp_path):
+    folder = synthetic_pack(tmp_path / "p")
+    p = pack.read(folder)
+    assert p.train.shape == (160, 48, 48) and p.valid.shape == (60, 48, 48) and p.ckplus.shape == (40, 48, 48)
+    again = np.random.default_rng(100).integers(0, 256, (160, 48, 48), dtype=np.uint8)
+    assert np.array_equal(p.train, again)            # lossless WebP: every pixel back
+    assert set(p.soft) == {"train_A", "ckplus_A", "valid_A"}
+    raw = bytearray((folder / "faces_train.webp").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (folder / "faces_train.webp").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="faces_train.webp is damaged"):
+        pack.read(folder)
+    with pytest.raises(FileNotFoundError, match="no training pack"):
+        pack.read(tmp_path / "nothing")
+
+
+def test_degradation_shrinks_detail_and_is_seeded():
+    face = np.random.default_rng(1).integers(0, 256, (48, 48)).astype(np.float32)
+    a = augment.Augment(degrade_px=(18, 18), blur_sigma=(0.7, 0.7), noise_sigma=(3, 3), jpeg_quality=(60, 60))
+    one = augment.degrade(face, np.random.default_rng(5), a)
+    two = augment.degrade(face, np.random.default_rng(5), a)
+    assert one.shape == (48, 48) and np.array_equal(one, two)
+    # an 18 px crop enlarged back keeps little of a random face's pixel-level detail
+    assert np.abs(np.diff(one, axis=1)).mean() < 0.5 * np.abs(np.diff(face, axis=1)).mean()
+    batch = augment.augment_batch(face[None].astype(np.uint8).repeat(4, 0), np.random.default_rng(2), a)
+    assert batch.shape == (4, 48, 48, 1) and batch.dtype == np.float32
+
+
+def test_recipe_errors_name_the_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.replace("    batch: 32", "    bacth: 32"))
+    with pytest.raises(ValueError, match=r"bad.yaml: stage 'student': unknown key\(s\) bacth"):
+        recipe.load(bad)
+    bad.write_text(TINY.replace("prior:", "priors:"))
+    with pytest.raises(ValueError, match="unknown key.*priors"):
+        recipe.load(bad)
+    bad.write_text(TINY.replace("    lr: 0.002", "    lr: 0.002\n    kd_from: teacher"))
+    with pytest.raises(ValueError, match="not an earlier stage"):
+        recipe.load(bad)
+
+
+def test_shipped_recipes_parse():
+    for path in sorted((REPO / "models" / "recipes").glob("*.yaml")):
+        r = recipe.load(path)
+        assert r.stages, path
+
+
+def _train(run: Path, packdir: Path, rfile: Path, *extra: str) -> subprocess.Popen:
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "models.train", "--recipe", str(rfile), "--run", str(run),
+                             "--pack", str(packdir), "--steps", "stages", "--workers", "1", *extra],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_result(tmp_path):
+    packdir = synthetic_pack(tmp_path / "pack")
+    rfile = tmp_path / "tiny.yaml"
+    rfile.write_text(TINY)
+    whole = _train(tmp_path / "whole", packdir, rfile)
+    out, _ = whole.communicate(timeout=300)
+    assert whole.returncode == 0, out
+    killed = _train(tmp_path / "killed", packdir, rfile)
+    state = tmp_path / "killed" / "student" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["epoch"] >= 1):
+        time.sleep(0.2)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+    assert json.loads(state.read_text())["epoch"] < 3, "the run ended before it could be killed"
+    resumed = _train(tmp_path / "killed", packdir, rfile, "--resume")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0 and "resuming after epoch" in out, out
+    a = json.loads((tmp_path / "whole" / "student" / "log.json").read_text())
+    b = json.loads((tmp_path / "killed" / "student" / "log.json").read_text())
+    assert [e["val_acc"] for e in a["epochs"]] == [e["val_acc"] for e in b["epochs"]]
+    assert [round(e["loss"], 5) for e in a["epochs"]] == [round(e["loss"], 5) for e in b["epochs"]]
+    import keras
+
+    from models import fit
+
+    st = recipe.load(rfile).stages[0]
+    wa = fit.load_net(st, tmp_path / "whole" / "student" / "last.weights.h5").get_weights()
+    wb = fit.load_net(st, tmp_path / "killed" / "student" / "last.weights.h5").get_weights()
+    assert all(np.allclose(x, y, atol=1e-6) for x, y in zip(wa, wb))
+    keras.backend.clear_session()
+
+
+def test_gpu_collect_and_unpack_make_a_finished_run(tmp_path):
+    run = tmp_path / "run"
+    (run / "student@1").mkdir(parents=True)
+    best = {"epoch": 2, "score": 0.9, "val_acc": 0.8, "ck_val_acc": 0.4}
+    (run / "student@1" / "log.json").write_text(json.dumps({"finished": True, "best": best, "epochs": []}))
+    (run / "student@1" / "best.weights.h5").write_bytes(b"weights")
+    (run / "student.winner.json").write_text(json.dumps({"variant": "student@1", "best": best}))
+    (run / "student@1.stdout.log").write_text("epoch 1\rstep\n")
+    out = tmp_path / "out"
+    gpu_prep.collect(run, out)
+    assert sorted(p.name for p in out.iterdir()) == ["logs.json", "student.best.weights.h5", "variants.log"]
+    here = tmp_path / "here"
+    gpu_prep.unpack(out, here)
+    assert (here / "student@1" / "best.weights.h5").read_bytes() == b"weights"
+    assert json.loads((here / "student@1" / "log.json").read_text())["finished"]
