@@ -34,8 +34,11 @@ setup(
     extras_require={
         "picamera": ["picamera2"],
         "dashboard-pg": ["psycopg[binary]>=3.1"],   # `fer-edge dashboard --store postgresql://...`
-        "train": ["tensorflow-cpu>=2.16; platform_machine=='x86_64'", "tensorflow>=2.16; platform_machine!='x86_64'",
-                  "openvino>=2023.0"],   # teacher A (training-time distillation only; models/teachers.py)
+        # pinned: the recipes' figures were made with exactly these (models/recipes/*.yaml); Keras 3 is what
+        # models/fit.py needs (TensorFlow here; on a GPU machine the same keras wheel runs on PyTorch)
+        "train": ["tensorflow-cpu==2.21.0; platform_machine=='x86_64'", "tensorflow==2.21.0; platform_machine!='x86_64'",
+                  "keras==3.15.1",
+                  "openvino==2026.4.1"],   # teacher A (training-time distillation only; models/teachers.py)
         # psutil: CPU and memory figures of bench/dashboard.py and bench/fleet.py;
         # selenium: drives Debian's chromium + chromium-driver (apt) in the dashboard's browser tests
         # psycopg: the dashboard's history tests and bench/history.py against a real PostgreSQL server (apt)
