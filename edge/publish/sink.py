@@ -87,8 +87,10 @@ class StdoutSink:
         return payload
 
     def publish_retained(self, subtopic: str, payload: dict[str, Any] | str | bytes) -> None:
-        """Log what would be retained on ``subtopic``."""
-        log.info("%s %s", subtopic, payload if not isinstance(payload, dict) else json.dumps(payload))
+        """Log what would be retained on ``subtopic`` (the whole config document only at debug level:
+        it is for fleet tools over MQTT, and repeats the file a stdout run was started with)."""
+        level = logging.DEBUG if subtopic == "config/layers" else logging.INFO
+        log.log(level, "%s %s", subtopic, payload if not isinstance(payload, dict) else json.dumps(payload))
 
     def subscribe(self, subtopic: str, callback: Callable[[bytes], None]) -> None:
         """Nothing arrives without a broker."""
