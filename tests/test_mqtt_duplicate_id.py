@@ -60,6 +60,11 @@ def test_two_processes_with_one_device_id_are_detected_and_stop_kicking_each_oth
         payload = alarm.json()[-1]
         assert payload["device"] == DEVICE and len(set(payload["instances"])) == 2
         assert any("same device id" in log for log in logs), logs[0][-2000:]
+        # each went on with a client id of its own (a new paho client: paho's id cannot be changed)
+        broker_log = broker.log_text()
+        renamed = {line.split(" as ")[1].split()[0] for line in broker_log.splitlines()
+                   if "New client connected" in line and f" as fer-edge-{DEVICE}-" in line}
+        assert len(renamed) == 2, f"client ids after the duplicate: {renamed}"
         assert not any("Traceback" in log for log in logs)
         got = events.json()
         by_id = {p["id"]: p for p in got}

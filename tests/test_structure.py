@@ -267,3 +267,29 @@ def test_tests_mark_themselves_and_leave_sys_path_alone():
     found = [str(p.relative_to(REPO)) for p in sorted((REPO / "tests").glob("*.py")) if "sys.path.insert" in
              p.read_text() and p.name != "test_structure.py"]
     assert not found, f"set paths in pyproject.toml ([tool.pytest.ini_options] pythonpath), not in: {found}"
+
+
+def _boundary_leaks(sources: dict[str, str]) -> list[str]:
+    """Uses of a concrete sink's class (``isinstance(x, MqttSink)``) or of a paho client's private attributes."""
+    found = []
+    for where, text in sources.items():
+        for node in ast.walk(ast.parse(text)):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance"
+                    and len(node.args) == 2 and "Sink" in ast.unparse(node.args[1])):
+                found.append(f"{where}:{node.lineno} {ast.unparse(node)}")
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and ast.unparse(node.value).split(".")[-1] in ("client", "_client", "paho_client")):
+                found.append(f"{where}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_sinks_are_used_through_their_interface_and_paho_through_its_public_api():
+    sources = {str(p.relative_to(REPO)): p.read_text() for n, p in MODULES.items() if n.startswith("edge")}
+    leaks = _boundary_leaks(sources)
+    assert not leaks, "talk to a sink through edge.publish.EventSink, to paho through its public API:\n" + \
+        "\n".join(leaks)
+
+
+def test_the_boundary_check_finds_a_leak():
+    leaks = _boundary_leaks({"x.py": "if isinstance(sink, StdoutSink):\n    sink.client._client_id = b'x'\n"})
+    assert leaks == ["x.py:1 isinstance(sink, StdoutSink)", "x.py:2 sink.client._client_id"]

@@ -1,15 +1,13 @@
 """The MQTT publisher: a paho-mqtt 2.x client fed in order from the durable queue by one sender thread.
 
 ``publish()`` only appends to the SQLite queue and returns: the pipeline never waits for the
-network. The sender thread keeps at most ``mqtt.max_inflight`` events unacknowledged at the
-broker, always in sequence order, and deletes each one from the queue when its PUBACK/PUBCOMP
-arrives (QoS 0: when written to the socket). Order is kept across reconnections: paho re-sends
-its unacknowledged messages first (in their original order) and the sender publishes nothing
-newer until those are acknowledged. Availability (`status`) uses a retained last will.
+network. The sender thread moves events from the queue to the broker through a delivery window
+(edge/publish/delivery.py: in order, at most ``mqtt.max_inflight`` unacknowledged, deleted once
+acknowledged). Availability (`status`) uses a retained last will.
 
 The sink also listens to its own `status` topic: a status message of another process instance
-under the same device id (edge/publish/duplicate.py) is reported loudly, and this process moves to
-a client id of its own so that the two stop disconnecting each other.
+under the same device id (edge/publish/duplicate.py) is reported loudly, and this process goes on
+with a new paho client under a client id of its own, so that the two stop disconnecting each other.
 """
 from __future__ import annotations
 
@@ -30,10 +28,11 @@ from edge.config.homeassistant import HomeAssistantConfig
 from edge.config.mqtt import ENV_PASSWORD, ENV_USERNAME, MqttConfig
 from edge.events import Event, publishable
 from edge.formatting import compact_json
+from edge.publish.delivery import DeliveryWindow
 from edge.publish.discovery import Announced
 from edge.publish.duplicate import DuplicateWatch
 from edge.publish.instance import INSTANCE_ID, STARTED_EPOCH, STARTED_MONOTONIC
-from edge.publish.mqtt_client import WILL_QOS, connect_properties, make_client
+from edge.publish.mqtt_client import WILL_QOS, connect_properties, default_client_id, make_client
 from edge.publish.payloads import encode, stats_payload, status_payload
 from edge.publish.queue import EventQueue, QueueError
 from edge.publish.ratelimit import LogEvery
@@ -63,7 +62,6 @@ class MqttSink:
         self.queue = queue
         self.topics = Topics(cfg.prefix, device)
         self.address = f"{cfg.host}:{self.port}"
-        self.sent = 0                 # events acknowledged since start
         self.reconnects = 0
         self.connect_attempts = 0
         self.enqueue_errors = 0
@@ -80,37 +78,59 @@ class MqttSink:
         self._wake = False
         self._halt = False
         self._acks: deque[int] = deque()       # mids acknowledged by the broker (filled by paho's thread)
-        self._inflight: dict[int, int] = {}    # mid -> seq, sender thread only, in publish order
-        self._cursor = 0                       # highest seq handed to paho
-        self._window = cfg.max_inflight        # events in flight at most (lowered by an MQTT 5 broker's limit)
-        self._acked: list[int] = []            # acknowledged, not yet deleted from the queue
-        self._last_delete = time.monotonic()
+        self.delivery = DeliveryWindow(queue, cfg.max_inflight)    # the sender thread's
         self._connected = False
         self._ever_connected = False
-        self._resync = False                   # after a lost connection: wait until paho re-sent the in-flight ones
         self._qos0_lost = False
         # one line per interval and kind of trouble, however often paho retries
-        self._log_unreachable = LogEvery(log, cfg.log_interval_s, logging.WARNING)
-        self._log_refused = LogEvery(log, cfg.log_interval_s, logging.ERROR)
-        self._log_lost = LogEvery(log, cfg.log_interval_s, logging.WARNING)
-        self._log_queue = LogEvery(log, cfg.log_interval_s, logging.ERROR)
-        self._log_duplicate = LogEvery(log, cfg.log_interval_s, logging.ERROR)
+        self._log_unreachable, self._log_lost = (LogEvery(log, cfg.log_interval_s, logging.WARNING) for _ in "ab")
+        self._log_refused, self._log_queue, self._log_duplicate = (LogEvery(log, cfg.log_interval_s, logging.ERROR)
+                                                                   for _ in "abc")
         self._last_retry = 0.0
         self._first_connection = True          # the retained status seen on it is an earlier run's
-
-        self.client = make_client(cfg, device, self.topics, self.instance)
-        self.client.message_callback_add(self.topics.status, self._on_status)
-        self.client.on_pre_connect = self._on_pre_connect
-        self.client.on_connect = self._on_connect
-        self.client.on_connect_fail = self._on_connect_fail
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_publish = self._on_publish
-        self.client.connect_async(cfg.host, self.port, cfg.keepalive_s, properties=connect_properties(cfg))
-        self.client.loop_start()
+        self.client_id = default_client_id(cfg, device)
+        self._rename_to: str | None = None     # set in paho's thread, carried out by the sender thread
+        self.client: paho.Client
+        self._start_client(self.client_id)
         self._thread = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._thread.start()
         if queue.depth:
             log.info("MQTT: %d events from before the last stop are queued and will be sent first", queue.depth)
+
+    def _start_client(self, client_id: str) -> paho.Client:
+        """Make this sink's client a new paho client under ``client_id`` and let it connect in its own thread."""
+        client = make_client(self.cfg, self.device, self.topics, self.instance, client_id=client_id)
+        client.message_callback_add(self.topics.status, self._on_status)
+        client.on_pre_connect = self._on_pre_connect
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        with self._side_lock:      # a subscription added meanwhile lands on this client or is copied to it
+            for topic, callback in self._subscriptions.items():
+                client.message_callback_add(topic, _deliver(callback))
+            self.client = client
+        client.connect_async(self.cfg.host, self.port, self.cfg.keepalive_s, properties=connect_properties(self.cfg))
+        client.loop_start()
+        return client
+
+    def _switch_client(self, client_id: str) -> None:
+        """Sender thread: go on with a new client under ``client_id``; what was in flight is sent again.
+
+        The old client is stopped (its network thread joined) before anything is reset, so no late
+        acknowledgement of an old message id can mark a message of the new client as delivered.
+        """
+        old = self.client
+        self._connected = False    # the main thread publishes nothing on `old` from here on
+        old.disconnect()           # clean: the broker discards its will; the new connection says `online`
+        old.loop_stop()
+        with self._cond:
+            self._acks.clear()     # ids of the old client
+            self._qos0_lost = False
+        self.delivery.restart()    # in-flight events go again (at least once, with their ids)
+        self.client_id = client_id
+        log.info("MQTT: connecting as client id %s from now on", client_id)
+        self._start_client(client_id)
 
     @property
     def port(self) -> int:
@@ -149,7 +169,7 @@ class MqttSink:
                           "oldest_age_s": _round(q.oldest_age_s()), "held": q.held, "lost": q.lost,
                           "store_errors": q.store_errors, "last_error": q.last_error,
                           "recovery": q.recovery.as_dict() if q.recovery else None},
-                "mqtt": {"connected": self._connected, "sent": self.sent, "reconnects": self.reconnects,
+                "mqtt": {"connected": self._connected, "sent": self.delivery.sent, "reconnects": self.reconnects,
                          "last_error": self.last_error, "instance": self.instance,
                          "duplicate_instances": sorted(self.duplicates.others)}}
 
@@ -192,9 +212,9 @@ class MqttSink:
 
     def subscribe_topic(self, topic: str, callback: Callable[[bytes], None]) -> None:
         """Like :meth:`subscribe` for a whole topic (e.g. a group's ``<prefix>/group/<g>/config/set``)."""
-        with self._side_lock:
+        with self._side_lock:      # with the client: a client switch copies the list under this lock
             self._subscriptions[topic] = callback
-        self.client.message_callback_add(topic, lambda _c, _u, msg: callback(msg.payload))
+            self.client.message_callback_add(topic, _deliver(callback))
         # Always: _on_connect may have copied the list just before the line above and not yet set
         # _connected; while not connected paho only answers MQTT_ERR_NO_CONN (and _on_connect subscribes).
         self.client.subscribe(topic, qos=1)
@@ -249,7 +269,7 @@ class MqttSink:
         self.last_error = None
         # An MQTT 5 broker says how many unacknowledged messages it accepts; never send more.
         receive_max = getattr(properties, "ReceiveMaximum", None)
-        self._window = min(self.cfg.max_inflight, receive_max) if receive_max else self.cfg.max_inflight
+        self.delivery.window = min(self.cfg.max_inflight, receive_max) if receive_max else self.cfg.max_inflight
         for report in (self._log_unreachable, self._log_refused, self._log_lost):
             report.reset()      # a new outage is reported at once
         # Our own status first: a status of another instance under this device id arrives on it.
@@ -281,7 +301,7 @@ class MqttSink:
         with self._cond:
             was = self._connected
             self._connected = False
-            self._resync = True
+            self.delivery.resync = True
             self._qos0_lost = self.cfg.qos == 0
             self._wake = True
             self._cond.notify()
@@ -295,12 +315,15 @@ class MqttSink:
             if seen is None:
                 return
             other, state = seen
-            client_id = client._client_id.decode()
+            client_id = self._rename_to or self.client_id
             if not client_id.endswith(f"-{self.instance}"):
                 # Both processes would keep taking the shared client id from each other (the broker
-                # disconnects the older connection). paho has no setter; the id is read at each connect.
+                # disconnects the older connection): the sender thread goes on with a client of its own id.
                 client_id = f"{client_id}-{self.instance}"
-                client._client_id = client_id.encode()
+                with self._cond:
+                    self._rename_to = client_id
+                    self._wake = True
+                    self._cond.notify()
             self._log_duplicate("MQTT: %s", self.duplicates.message(client_id))
             alarm = encode(self.duplicates.alarm())
             topic = self.topics.sub("duplicate")
@@ -329,21 +352,25 @@ class MqttSink:
                 if not self._wake and not self._halt:
                     self._cond.wait(0.5)
                 if self._halt:
-                    self._flush_acked()
+                    self.delivery.flush_acked()
                     return
                 self._wake = False
                 acks, self._acks = self._acks, deque()
                 qos0_lost, self._qos0_lost = self._qos0_lost, False
+                rename, self._rename_to = self._rename_to, None
             try:
+                if rename:
+                    self._switch_client(rename)
+                    acks = deque()     # the old client's message ids mean nothing to the new one
                 self._retry_queue()
-                self._apply_acks(acks)
+                self.delivery.apply_acks(acks, self._connected)
                 if qos0_lost:       # QoS 0 messages cut off by a disconnect are gone: send them again
-                    self._flush_acked()
-                    self._inflight.clear()
-                    self._cursor = 0
+                    self.delivery.restart()
                 if self._connected:
                     self._send_state()
-                    self._fill_window()
+                    if self.delivery.fill(self._publish_event, lambda: self._connected):
+                        with self._cond:
+                            self._wake = True   # more may wait; look again once acknowledgements come
             except Exception:   # keep the sender alive whatever happens; the events stay queued
                 log.exception("MQTT sender error; retrying")
                 time.sleep(0.5)
@@ -355,45 +382,18 @@ class MqttSink:
             self._last_retry = now
             self.queue.retry()
 
-    def _apply_acks(self, acks: Iterable[int]) -> None:
-        done = [self._inflight.pop(mid) for mid in acks if mid in self._inflight]
-        self._acked.extend(done)
-        self.sent += len(done)
-        # Delete acknowledged events in batches (one commit each): a crash before the commit only
-        # means those events are sent once more, with their ids, which at-least-once allows.
-        if self._acked and (len(self._acked) >= 64 or not self._inflight
-                            or time.monotonic() - self._last_delete > 0.2):
-            self._flush_acked()
-        if self._resync and not self._inflight and self._connected:
-            self._resync = False
-
-    def _flush_acked(self) -> None:
-        acked, self._acked = self._acked, []
-        self.queue.remove(acked)
-        self._last_delete = time.monotonic()
-
-    def _fill_window(self) -> None:
-        if self._resync:
-            return      # paho is re-sending older events; newer ones wait so that order holds
-        room = self._window - len(self._inflight)
-        if room <= 0:
-            return
-        rows = self.queue.peek(self._cursor, room)
-        for row in rows:
-            if not self._connected or self._resync:
-                return
-            info = self.client.publish(self.topics.events, row.payload, qos=self.cfg.qos)
-            if self.cfg.qos == 0 and info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                return      # not written; sent again from the cursor after reconnecting
-            self._inflight[info.mid] = row.seq
-            self._cursor = row.seq
-        if len(rows) == room:
-            with self._cond:
-                self._wake = True   # more may wait; look again once acknowledgements come
+    def _publish_event(self, payload: bytes) -> tuple[int, bool]:
+        info = self.client.publish(self.topics.events, payload, qos=self.cfg.qos)
+        return info.mid, self.cfg.qos != 0 or info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _send_state(self) -> None:
         for topic, payload in self.state.due():
             self.client.publish(topic, payload, qos=SIDE_QOS, retain=True)
+
+
+def _deliver(callback: Callable[[bytes], None]) -> Callable[[paho.Client, Any, Any], None]:
+    """A paho message callback that hands ``callback`` the payload only."""
+    return lambda _client, _userdata, msg: callback(msg.payload)
 
 
 def _round(v: float | None) -> float | None:

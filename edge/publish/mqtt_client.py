@@ -30,8 +30,17 @@ def check_tls_files(cfg: MqttConfig) -> None:
                 raise ValueError(f"mqtt.tls.{key}: {path} not found")
 
 
-def make_client(cfg: MqttConfig, device: str, topics: Topics, instance: str | None = None) -> paho.Client:
+def default_client_id(cfg: MqttConfig, device: str) -> str:
+    """The client id a device connects with: ``mqtt.client_id``, else ``fer-edge-<device>``."""
+    return cfg.client_id or f"fer-edge-{device}"
+
+
+def make_client(cfg: MqttConfig, device: str, topics: Topics, instance: str | None = None,
+                client_id: str | None = None) -> paho.Client:
     """A configured paho client: id, protocol, TLS, credentials, last will, backoff. Not yet connected.
+
+    ``client_id`` replaces :func:`default_client_id` (paho has no public way to change the id of a
+    client once made: a new id means a new client).
 
     Raises ValueError naming the setting when a TLS file cannot be used.
     """
@@ -39,7 +48,8 @@ def make_client(cfg: MqttConfig, device: str, topics: Topics, instance: str | No
     kwargs: dict[str, Any] = {"protocol": paho.MQTTv5 if v5 else paho.MQTTv311}
     if not v5:
         kwargs["clean_session"] = True      # the queue, not the broker session, is what makes delivery durable
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id or f"fer-edge-{device}", **kwargs)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or default_client_id(cfg, device),
+                         **kwargs)
     if cfg.tls.enabled:
         check_tls_files(cfg)
         try:
