@@ -74,12 +74,12 @@ class FaceAnalyzer:
     def model_id(self) -> str | None:
         return self.model.model_id if self.model is not None else None
 
-    def detect(self, frame: Frame | np.ndarray) -> list[Detection]:
-        """Faces in the frame, largest first."""
+    def detect(self, frame: Frame | np.ndarray, profile: str | None = None) -> list[Detection]:
+        """Faces in the frame, largest first; ``profile``: the camera's detector profile (default: the section's)."""
         t = time.perf_counter()
         if isinstance(self.detector, ProfileDetector) and isinstance(frame, Frame):
             # the profile's timing (media time for files), kept per camera: one analyzer may serve several
-            dets = self.detector.detect_at(frame.image, frame.timestamp, frame.camera)
+            dets = self.detector.detect_at(frame.image, frame.timestamp, frame.camera, profile)
         else:
             dets = self.detector.detect(_image(frame))
         self.clock.add("detect", time.perf_counter() - t)

@@ -142,7 +142,7 @@ class FrameProcessor:
         timings: dict[str, float] = {}
         detect_now = self._since_detect is None or self._since_detect + 1 >= sched.detect_every
         if detect_now:
-            dets = self.analyzer.detect(frame)
+            dets = self.analyzer.detect(frame, self.cfg.detector.profile)
             timings["detect"] = self.analyzer.clock.last_ms["detect"]   # the analyzer times its own stages
             clock = time.perf_counter()
             changes = self.tracker.update(dets, t)

@@ -205,3 +205,66 @@ def test_a_crowd_camera_does_not_put_a_kiosk_camera_on_the_room_search() -> None
     finally:
         analyzer.close()
     assert kiosk_runs <= solo_runs // 5 + 1, (kiosk_runs, solo_runs)   # detect_every 5: 1 in 5 frames detects
+
+
+def test_a_camera_can_have_its_own_detector_profile() -> None:
+    cfg = load_text("""
+detector: {type: blazeface, profile: kiosk}
+cameras:
+  - {name: ceiling, uri: rtsp://10.0.0.2/s, profile: room}
+  - {name: counter, uri: "0"}
+""").config
+    ceiling, counter = cfg.camera_configs()
+    assert (ceiling.detector.profile, counter.detector.profile) == ("room", "kiosk")
+    assert cfg.shared_detector().profile == "auto"        # one detector holding both searches
+    assert cfg.detector.profile == "kiosk"                # the file's section is left as written
+    same = load_text("detector: {type: blazeface, profile: kiosk}\ncameras: [{name: a, uri: '0', profile: room}]").config
+    assert same.shared_detector().profile == "room"       # one profile among the cameras: only its search
+    with pytest.raises(ConfigError, match="cameras.0.profile"):
+        load_text("cameras: [{name: a, uri: '0', profile: crowd}]")
+
+
+def test_changing_a_cameras_profile_rebuilds_the_shared_detector_only_when_its_searches_change() -> None:
+    from edge.control.reconfigure import plan_change
+
+    base = "detector: {type: blazeface, profile: kiosk}\ncameras: [{name: a, uri: '0'%s}, {name: b, uri: '1'}]\n"
+    old = load_text(base % "").config
+    assert plan_change(old, load_text(base % ", profile: room").config).new_analyzer          # kiosk -> auto
+    assert not plan_change(old, load_text(base % ", profile: kiosk").config).new_analyzer     # still kiosk
+    assert not plan_change(old, load_text(base % ", schedule: {classify_hz: 1}").config).new_analyzer
+
+
+def test_each_camera_runs_the_search_of_its_own_profile() -> None:
+    """A room camera and a kiosk camera on one shared detector find what each finds alone with its profile."""
+    from edge.clock import dated
+    from edge.config import AppConfig
+    from edge.face_analyzer import FaceAnalyzer, PipelineSections
+    from edge.sources import open_source
+
+    crowd = require_shared("video", "crowd_street_test.mp4")
+    single = require_shared("video", "single_face.mp4")
+    cfg = AppConfig.model_validate({"detector": {"type": "blazeface", "profile": "kiosk"},
+                                    "cameras": [{"name": "crowd", "uri": str(crowd), "profile": "room"},
+                                                {"name": "kiosk", "uri": str(single)}]})
+    shared = FaceAnalyzer(PipelineSections(cfg.shared_detector(), cfg.align, cfg.model), classify=False)
+    if not hasattr(shared.detector, "room_runs"):
+        shared.close()
+        pytest.skip("the BlazeFace models are not fetched (python deploy/fetch_models.py): no room search")
+    cams = cfg.camera_configs()
+    try:
+        got: dict[str, list] = {"crowd": [], "kiosk": []}
+        alone: dict[str, list] = {"crowd": [], "kiosk": []}
+        for cam in cams:
+            solo = FaceAnalyzer(PipelineSections(cam.detector, cam.align, cam.model), classify=False)
+            frames = [f for _, f in zip(range(12), dated(open_source(cam.source), False))]
+            for frame in frames:
+                alone[cam.source.name].append([d.box for d in solo.detect(frame, cam.detector.profile)])
+                runs = shared.detector.room_runs
+                got[cam.source.name].append([d.box for d in shared.detect(frame, cam.detector.profile)])
+                ran_room = shared.detector.room_runs - runs
+                assert ran_room == (1 if cam.source.name == "crowd" else 0), (cam.source.name, frame.index)
+            solo.close()
+    finally:
+        shared.close()
+    assert got == alone
+    assert sum(len(boxes) for boxes in got["crowd"]) > sum(len(boxes) for boxes in got["kiosk"]) > 0

@@ -60,7 +60,25 @@ class AppConfig(StrictModel):
         """One config per enabled camera: its source and overrides in place ([self] when `cameras` is empty)."""
         if not self.cameras:
             return [self]
-        return [self.model_copy(update=camera_overrides(cam)) for cam in self.cameras if cam.enabled]
+        return [self.model_copy(update={**camera_overrides(cam), **self._camera_detector(cam)})
+                for cam in self.cameras if cam.enabled]
+
+    def _camera_detector(self, cam: CameraConfig) -> dict[str, Any]:
+        """The detector section with ``cam``'s profile, when it has one of its own."""
+        if cam.profile is None or cam.profile == self.detector.profile:
+            return {}
+        return {"detector": self.detector.model_copy(update={"profile": cam.profile})}
+
+    def shared_detector(self) -> DetectorConfig:
+        """The detector section the one shared detector is built with: the searches every camera needs.
+
+        Cameras of one profile: that profile. Of several: `auto`, which holds the kiosk pass and
+        the room search, and each camera runs the one its profile names.
+        """
+        profiles = {cam.detector.profile for cam in self.camera_configs()}
+        profile = profiles.pop() if len(profiles) == 1 else "auto"
+        return self.detector if profile == self.detector.profile else \
+            self.detector.model_copy(update={"profile": profile})
 
 
 def _default_of(annotation: Any) -> Any:

@@ -2,13 +2,14 @@
 
 `source:` alone stays valid and means one camera. With `cameras:`, each entry holds what `source`
 holds (uri, kind, name, reopen and stall settings) and may override the sections that make sense
-per camera: `quality` (which faces are classified) and `schedule` (detect_every, classify_hz,
-max_lag_s). The face detector and the emotion model are loaded once and shared by all cameras
-(edge/cameras/).
+per camera: `quality` (which faces are classified), `schedule` (detect_every, classify_hz,
+max_lag_s) and the detector's `profile` (kiosk, room or auto). The face detector and the emotion
+model are loaded once and shared by all cameras (edge/cameras/): cameras of different profiles share
+one detector that holds both searches, and each camera runs its own.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -28,6 +29,9 @@ class CameraConfig(SourceConfig):
                                           "`quality`), e.g. a far crowd camera with a lower min_face_px.")
     schedule: ScheduleConfig | None = Field(None, description="This camera's schedule (empty: section "
                                             "`schedule`), e.g. a lower classify_hz for a busy camera.")
+    profile: Literal["auto", "kiosk", "room"] | None = Field(None, description="This camera's detector profile "
+                                                             "(empty: detector.profile), e.g. `kiosk` for a "
+                                                             "counter camera, `room` for a ceiling camera.")
 
     def source(self) -> SourceConfig:
         """The entry's source settings alone (what section `source` would hold for it)."""

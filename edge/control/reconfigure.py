@@ -33,6 +33,7 @@ class Plan:
 
     changed: frozenset[str]
     subscribe: bool = False           # remote config turned on while the sink stays
+    detector_searches: bool = False   # the cameras' profiles need other searches of the shared detector
 
     @property
     def restart_pipeline(self) -> bool:
@@ -42,7 +43,7 @@ class Plan:
     @property
     def new_analyzer(self) -> bool:
         """The models change (else a restarted pipeline reuses the running analyzer)."""
-        return bool(self.changed & ANALYZER_SECTIONS)
+        return bool(self.changed & ANALYZER_SECTIONS) or self.detector_searches
 
     @property
     def reconfigure_processor(self) -> bool:
@@ -64,7 +65,8 @@ def plan_change(old: AppConfig, new: AppConfig) -> Plan:
     """The plan that puts ``new`` in place of ``old``."""
     changed = frozenset(name for name in AppConfig.model_fields if getattr(old, name) != getattr(new, name))
     subscribe = new.service.remote_config.enabled and not old.service.remote_config.enabled
-    return Plan(changed, subscribe=subscribe)
+    searches = "cameras" in changed and old.shared_detector().profile != new.shared_detector().profile
+    return Plan(changed, subscribe=subscribe, detector_searches=searches)
 
 
 def execute(plan: Plan, old: AppConfig, new: AppConfig, target: Runtime) -> list[str]:

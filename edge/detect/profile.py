@@ -45,8 +45,20 @@ class ProfileDetector:
         """Faces in a BGR image, timed by the wall clock (``detect_at`` takes a frame's timestamp)."""
         return self.detect_at(image, time.monotonic())
 
-    def detect_at(self, image: np.ndarray, t: float, camera: str = "") -> list[Detection]:
-        """Faces in a BGR image taken at time ``t`` (seconds) by ``camera``, largest first."""
+    def detect_at(self, image: np.ndarray, t: float, camera: str = "", profile: str | None = None) -> list[Detection]:
+        """Faces in a BGR image taken at time ``t`` (seconds) by ``camera``, largest first.
+
+        ``profile``: the camera's own (`cameras[].profile`): `kiosk` runs the kiosk pass only,
+        `room` the room search only, `auto` (default: the section's) decides as described above.
+        """
+        profile = profile or self.cfg.profile
+        if profile == "kiosk":
+            self.mode = "kiosk"
+            return self.kiosk.detect(image)
+        if profile == "room":
+            self.mode = "room"
+            self.room_runs += 1
+            return self.room.detect(image)
         last_room = self._last_room.setdefault(camera, t)   # the first probe comes room_probe_s after the start
         last_far = self._last_far.get(camera)
         holding = last_far is not None and t - last_far <= self.cfg.room_hold_s

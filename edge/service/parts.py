@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from edge.cameras import CameraSet, MultiProcessor
 from edge.config import AppConfig
 from edge.control.runtime import ApplyError
-from edge.face_analyzer import FaceAnalyzer
+from edge.face_analyzer import FaceAnalyzer, PipelineSections
 from edge.frame_processor import FrameProcessor
 from edge.interpreter import ModelError
 from edge.preview import MjpegServer
@@ -46,7 +46,9 @@ def build_parts(cfg: AppConfig, reuse_analyzer: FaceAnalyzer | None = None, demo
     if cfg.cameras and cfg.preview.mjpeg.enabled:
         raise ApplyError("preview.mjpeg shows one camera: turn it off with `cameras`, or run one camera")
     try:
-        analyzer = reuse_analyzer if reuse_analyzer is not None else FaceAnalyzer(cfg)
+        # one detector for every camera, holding the searches their profiles need
+        analyzer = reuse_analyzer if reuse_analyzer is not None else \
+            FaceAnalyzer(PipelineSections(cfg.shared_detector(), cfg.align, cfg.model))
         processor: FrameProcessor | MultiProcessor = (MultiProcessor(cams, analyzer) if cfg.cameras
                                                       else FrameProcessor(cams[0], analyzer=analyzer))
     except (ModelError, OSError, ValueError) as exc:
