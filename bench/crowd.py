@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.id_switches import IdSwitchCounter  # noqa: E402
+from tests.helpers.id_switches import IdSwitchCounter  # noqa: E402
 from edge.config import AppConfig  # noqa: E402
 from edge.config.detector import CommonDetectorOptions, YuNetOptions  # noqa: E402
 from edge.config.source import SourceConfig  # noqa: E402

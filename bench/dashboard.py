@@ -36,8 +36,8 @@ import psutil  # noqa: E402
 
 from bench.devices import Rates, SimFleet  # noqa: E402
 from edge.config.mqtt import MqttConfig  # noqa: E402
-from bench.broker import Broker, free_port  # noqa: E402
-from bench.browser import browser_problem, chrome, wait_until  # noqa: E402
+from tests.helpers.broker import Broker, free_port  # noqa: E402
+from tests.helpers.browser import browser_problem, chrome, wait_until  # noqa: E402
 
 TAKE_LATENCY = "const d = window.ferDash; const l = d.latency.splice(0); d.latencyNext = 0; return l;"
 

@@ -45,7 +45,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
 
 import psutil  # noqa: E402
 
-from bench.broker import Broker  # noqa: E402
+from tests.helpers.broker import Broker  # noqa: E402
 from devices import Rates, SimDevice, SimFleet  # noqa: E402
 from edge.config import ConfigError, Document, validate_document  # noqa: E402
 from edge.config.mqtt import MqttConfig  # noqa: E402

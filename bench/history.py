@@ -4,7 +4,7 @@
     nice -n 10 python bench/history.py --devices 20 --days 3 --stores sqlite
 
 For each store (SQLite in a temporary file; PostgreSQL on a throw-away server from Debian's `postgresql`,
-bench/postgres.py) it feeds a month of one-camera summaries of ``--devices`` devices (every
+tests/helpers/postgres.py) it feeds a month of one-camera summaries of ``--devices`` devices (every
 ``--interval`` s, the default `events.summary_interval_s`, with a day-and-night pattern) through the same
 :class:`edge.ops.dashboard.store.Store` the dashboard uses, flushing every ``--flush-every`` simulated seconds
 (the dashboard flushes every 2 s of wall time; a flush here carries the same kind of rows, more of them),
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres import PostgresServer, postgres_problem  # noqa: E402
+from tests.helpers.postgres import PostgresServer, postgres_problem  # noqa: E402
 from edge.ops.dashboard import history  # noqa: E402
 from edge.ops.dashboard.store import DAY, Store  # noqa: E402
 

@@ -27,11 +27,11 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as paho  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from bench.publish_demo import demo_event  # noqa: E402
+from tests.helpers.publish_demo import demo_event  # noqa: E402
 from edge.config.mqtt import MqttConfig  # noqa: E402
 from edge.publish.mqtt import MqttSink  # noqa: E402
 from edge.publish.queue import EventQueue  # noqa: E402
-from bench.broker import Broker  # noqa: E402
+from tests.helpers.broker import Broker  # noqa: E402
 
 
 def bench_append(n: int, batch: int, folder: Path) -> float:

@@ -45,7 +45,7 @@ def child(video: Path, detector: str, mode: str, config: Path | None, max_frames
     from edge.frame_processor import FrameProcessor
     from edge.config.source import SourceConfig
     from edge.sources import open_source
-    from bench.id_switches import IdSwitchCounter
+    from tests.helpers.id_switches import IdSwitchCounter
 
     base = load_config(config) if config else AppConfig()
     det = {"type": detector, **OVERRIDES.get((video.stem, detector), {})}

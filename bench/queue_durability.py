@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.publish_demo import demo_event  # noqa: E402
+from tests.helpers.publish_demo import demo_event  # noqa: E402
 from edge.publish import queue as queue_module  # noqa: E402
 from edge.publish.queue import EventQueue  # noqa: E402
 from edge.publish.seqmark import SeqMark  # noqa: E402

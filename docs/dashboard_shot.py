@@ -31,8 +31,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.broker import Broker, free_port  # noqa: E402
-from bench.browser import browser_problem, chrome, wait_until  # noqa: E402
+from tests.helpers.broker import Broker, free_port  # noqa: E402
+from tests.helpers.browser import browser_problem, chrome, wait_until  # noqa: E402
 
 VIDEOS = {"street-cam-1": ROOT.parent / "shared" / "data" / "video" / "crowd_street_test.mp4",
           "lobby-cam-1": ROOT.parent / "shared" / "data" / "video" / "single_face.mp4"}

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from conftest import REPO as ROOT
-from bench.broker import free_port
+from tests.helpers.broker import free_port
 
 
 class DashboardProcess:

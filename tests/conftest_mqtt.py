@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 
-from bench.broker import Broker, Collector, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, Collector, mosquitto_available  # noqa: E402
 
 from edge.events import load_schema  # noqa: E402
 from edge.config.mqtt import MqttConfig  # noqa: E402
@@ -79,7 +79,7 @@ def assert_complete_and_ordered(payloads: list[dict], n: int) -> int:
 
 
 def demo_config(broker: Broker, tmp_path: Path, **mqtt: Any) -> Path:
-    """A YAML file for `python -m bench.publish_demo` that reaches ``broker``."""
+    """A YAML file for `python -m tests.helpers.publish_demo` that reaches ``broker``."""
     path = tmp_path / "publish.yaml"
     cfg = {"device": {"id": "dev1"}, "mqtt": broker.mqtt_config(**mqtt), "queue": {"path": str(tmp_path / "q.db")}}
     path.write_text(yaml.safe_dump(cfg))
@@ -89,8 +89,8 @@ def demo_config(broker: Broker, tmp_path: Path, **mqtt: Any) -> Path:
 def start_demo(config: Path, *args: str) -> subprocess.Popen:
     """The publisher as its own process (so that it can be killed)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "bench.publish_demo", "--config", str(config), *args], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "tests.helpers.publish_demo", "--config", str(config), *args],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_until(predicate, timeout: float = 5.0, step: float = 0.02) -> bool:

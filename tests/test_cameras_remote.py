@@ -13,7 +13,7 @@ import pytest
 
 from conftest import require_shared  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
-from bench.broker import Broker, free_port, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, free_port, mosquitto_available  # noqa: E402
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto")]

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO  # noqa: E402
 from conftest_service import write_config  # noqa: E402
-from bench.broker import Broker, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
 
 from edge.service.credentials import import_credentials  # noqa: E402
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest_dashboard import DashboardProcess, Stream, get  # noqa: E402
-from bench.broker import Broker, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed (apt install mosquitto)")
 

@@ -13,8 +13,8 @@ import pytest
 from conftest import require_shared  # noqa: E402
 from conftest_dashboard import DashboardProcess  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
-from bench.broker import Broker, mosquitto_available  # noqa: E402
-from bench.browser import browser_problem, chrome, wait_until  # noqa: E402
+from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
+from tests.helpers.browser import browser_problem, chrome, wait_until  # noqa: E402
 
 pytestmark = [pytest.mark.slow,     # a browser, a broker and (first test) a real service: the full tier only
               pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed (apt install mosquitto)"),

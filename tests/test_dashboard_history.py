@@ -16,8 +16,8 @@ import uuid
 import pytest
 
 from conftest_dashboard import DashboardProcess, get  # noqa: E402
-from bench.broker import Broker, mosquitto_available  # noqa: E402
-from bench.postgres import PostgresServer, postgres_problem  # noqa: E402
+from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
+from tests.helpers.postgres import PostgresServer, postgres_problem  # noqa: E402
 
 from edge.ops.dashboard import history  # noqa: E402
 from edge.ops.dashboard.store import DAY, HOUR, Store  # noqa: E402

@@ -14,7 +14,7 @@ import yaml
 
 from conftest import REPO  # noqa: E402
 from conftest_dashboard import DashboardProcess, Stream, get  # noqa: E402
-from bench.broker import Broker, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
 
 from edge.ops.dashboard.server import Subscriber  # noqa: E402
 

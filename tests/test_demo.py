@@ -25,7 +25,7 @@ from edge.face_analyzer import FaceAnalyzer
 from edge.frame_processor import FrameProcessor
 from edge.interpreter import ModelError
 from edge.sources import demo, open_source
-from bench.broker import Broker, mosquitto_available
+from tests.helpers.broker import Broker, mosquitto_available
 
 PHOTO_SHA256 = "74139dcfd87ccd42855a9e35bcd6df9d08640d041f77d29115e381bdebf60a59"
 PER_FACE = ("face_appeared", "face_left")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from edge.events import EVENT_TYPES, Event, Summary, encode_snapshot, iso_utc, load_schema, publishable
 from edge.config.events import EventsConfig, SnapshotConfig
-from bench.publish_demo import demo_event
+from tests.helpers.publish_demo import demo_event
 
 VALIDATOR = jsonschema.Draft202012Validator(load_schema("event"))
 

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import REPO  # noqa: E402
-from bench.broker import HOST, Broker, free_port, mosquitto_available  # noqa: E402
+from tests.helpers.broker import HOST, Broker, free_port, mosquitto_available  # noqa: E402
 
 from edge.config.mqtt import MqttConfig  # noqa: E402
 from edge.publish.mqtt import MqttSink  # noqa: E402

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import REPO, require_shared  # noqa: E402
 
-from bench.broker import Broker, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
 from edge.classify import EmotionModel  # noqa: E402
 from edge.config import RemoteConfigConfig  # noqa: E402
 from edge.config.model import SHIPPED_MODEL, ModelConfig  # noqa: E402

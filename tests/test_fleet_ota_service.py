@@ -19,7 +19,7 @@ from conftest import REPO, require_shared  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
 from test_fleet_ota import SHIPPED_VERSION, UPDATE_VERSION, broken_model, new_version, selftest_faces  # noqa: E402
 
-from bench.broker import Broker, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
 
 pytestmark = [pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto"),
               pytest.mark.slow]

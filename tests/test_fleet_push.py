@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
 
-from bench.broker import Broker, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
 
 pytestmark = [pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto"),
               pytest.mark.slow]
@@ -172,7 +172,7 @@ def test_unknown_group_and_bad_yaml_are_one_line_errors(rig, tmp_path):
 
 
 def test_unreachable_broker_and_bad_credentials(rig):
-    from bench.broker import free_port
+    from tests.helpers.broker import free_port
 
     out = rig.fleet("list", port=free_port())
     assert out.returncode == 2 and "cannot reach the broker" in out.stderr

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from bench.broker import Broker, mosquitto_available
+from tests.helpers.broker import Broker, mosquitto_available
 from edge.ops.fleet.operator import Broker as FleetBroker
 from edge.ops.fleet.operator import Connection, Fleet
 

@@ -21,7 +21,7 @@ import pytest
 from conftest import REPO  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
 
-from bench.broker import Broker, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
 
 pytestmark = [pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto"),
               pytest.mark.slow]

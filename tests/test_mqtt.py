@@ -11,12 +11,12 @@ import pytest
 
 from conftest_mqtt import (VALIDATORS, assert_complete_and_ordered, broker, count_events, demo_config,  # noqa: F401
                            event_payloads, needs_mosquitto, open_sink, start_demo, wait_until)
-from bench.broker import Broker
+from tests.helpers.broker import Broker
 
 from edge.events import Event
 from edge.config.events import EventsConfig
 from edge.publish import build_sink
-from bench.publish_demo import demo_event
+from tests.helpers.publish_demo import demo_event
 from edge.config.mqtt import MqttConfig
 from edge.config.queue import QueueConfig
 from edge.publish.queue import EventQueue

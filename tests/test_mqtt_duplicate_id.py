@@ -20,7 +20,7 @@ import yaml
 
 from conftest import REPO  # noqa: E402
 
-from bench.broker import Broker, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
 from edge.publish.duplicate import DuplicateWatch  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto")
@@ -32,8 +32,9 @@ def start_demo(broker: Broker, tmp: Path, name: str) -> subprocess.Popen:
     config = tmp / f"{name}.yaml"
     config.write_text(yaml.safe_dump({"device": {"id": DEVICE}, "mqtt": broker.mqtt_config(log_interval_s=2.0),
                                       "queue": {"path": str(tmp / f"{name}.db")}}))
-    return subprocess.Popen([sys.executable, "-m", "bench.publish_demo", "--config", str(config), "--count", str(COUNT),
-                             "--rate", "10", "--hold"], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+    return subprocess.Popen([sys.executable, "-m", "tests.helpers.publish_demo", "--config", str(config),
+                             "--count", str(COUNT), "--rate", "10", "--hold"],
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -9,7 +9,7 @@ import time
 from conftest_mqtt import (assert_complete_and_ordered, broker, count_events, event_payloads,  # noqa: F401
                            needs_mosquitto, open_sink, wait_until)
 
-from bench.publish_demo import demo_event
+from tests.helpers.publish_demo import demo_event
 
 pytestmark = needs_mosquitto
 

@@ -10,9 +10,9 @@ import pytest
 
 from conftest_mqtt import (VALIDATORS, assert_complete_and_ordered, count_events, event_payloads,
                            needs_mosquitto, open_sink, wait_until)
-from bench.broker import Broker
+from tests.helpers.broker import Broker
 
-from bench.publish_demo import demo_event
+from tests.helpers.publish_demo import demo_event
 
 pytestmark = needs_mosquitto
 

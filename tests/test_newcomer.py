@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO, require_shared
 from conftest_mqtt import broker, needs_mosquitto, open_sink  # noqa: F401
-from bench.publish_demo import demo_event
+from tests.helpers.publish_demo import demo_event
 
 from edge.emitter import _box
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.publish_demo import demo_event
+from tests.helpers.publish_demo import demo_event
 from edge.publish.queue import EventQueue, QueueError, default_queue_path
 from edge.config.queue import QueueConfig
 
@@ -90,7 +90,8 @@ def test_unwritable_or_newer_files_give_one_clear_error_and_corrupt_ones_are_mov
 def test_commits_survive_sigkill(tmp_path):
     """Rows committed by a process killed with SIGKILL are there when the next process opens the file."""
     path = tmp_path / "q.db"
-    code = (f"import os, signal\nfrom edge.publish.queue import EventQueue\nfrom bench.publish_demo import demo_event\n"
+    code = (f"import os, signal\nfrom edge.publish.queue import EventQueue\n"
+            "from tests.helpers.publish_demo import demo_event\n"
             f"q = EventQueue({str(path)!r})\nfor k in range(300): q.append([demo_event(k)], 'dev')\n"
             f"q.remove([1, 2, 3])\nos.kill(os.getpid(), signal.SIGKILL)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT)

@@ -178,7 +178,7 @@ def test_events_cost_the_same_however_many_wait_in_memory(tmp_path):
 
 
 FILL = ("import os, signal, sys\n"
-        "from bench.publish_demo import demo_event\n"
+        "from tests.helpers.publish_demo import demo_event\n"
         "from edge.publish.queue import EventQueue\n"
         "q = EventQueue(sys.argv[1])\n"
         "for k in range(int(sys.argv[2])):\n"
@@ -241,7 +241,8 @@ def test_after_a_machine_stop_seq_continues_above_the_reserved_mark(tmp_path):
     assert not newest.clean and newest.last == 1500 and newest.reserved >= 1500
     rebooted = Mark(newest.counter + 1, newest.reserved, newest.last, newest.depth, False, "another-boot")
     mark_file.write_bytes(rebooted.encode() + rebooted.encode())       # as if written before the power cut
-    script = ("import json, sys\nfrom bench.publish_demo import demo_event\nfrom edge.publish.queue import EventQueue\n"
+    script = ("import json, sys\nfrom tests.helpers.publish_demo import demo_event\n"
+              "from edge.publish.queue import EventQueue\n"
               "q = EventQueue(sys.argv[1])\nev = q.append([demo_event(0)], 'd')[0]\n"
               "print(json.dumps({'seq': ev.seq, 'kind': q.recovery.kind if q.recovery else None}))\nq.close()\n")
     res = subprocess.run([sys.executable, "-c", script, str(queue)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -21,7 +21,7 @@ import pytest
 from conftest import REPO, require_shared  # noqa: E402
 from conftest_service import NotifyListener, write_config  # noqa: E402
 
-from bench.broker import Broker, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
 
 needs_mosquitto = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed: apt install mosquitto")
 

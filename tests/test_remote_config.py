@@ -20,7 +20,7 @@ import yaml
 
 from conftest import require_shared  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
-from bench.broker import Broker, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
 
 from edge.config import load_file  # noqa: E402
 from edge.events import load_schema  # noqa: E402

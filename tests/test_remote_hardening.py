@@ -24,7 +24,7 @@ import pytest
 
 from conftest import REPO, require_shared  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
-from bench.broker import Broker, free_port, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, free_port, mosquitto_available  # noqa: E402
 
 from edge.events import load_schema  # noqa: E402
 from edge.control.signing import device_target, sign_message  # noqa: E402

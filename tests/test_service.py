@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import require_shared  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
-from bench.broker import free_port  # noqa: E402
+from tests.helpers.broker import free_port  # noqa: E402
 
 from edge.config import load_file  # noqa: E402
 from edge.control.storage import backup_path  # noqa: E402

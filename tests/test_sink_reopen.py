@@ -16,7 +16,7 @@ from conftest import require_shared  # noqa: E402
 from conftest_mqtt import open_sink, wait_until  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
 
-from bench.broker import Broker, mosquitto_available  # noqa: E402
+from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
 from edge.config.mqtt import MqttConfig  # noqa: E402
 from edge.config.queue import QueueConfig  # noqa: E402
 from edge.publish.queue import EventQueue  # noqa: E402

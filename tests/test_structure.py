@@ -1,7 +1,7 @@
 """The shape of the code: arrows that point one way, small modules, typed config, a clean wheel.
 
-- no import cycles among the project's modules (edge/, models/, bench/), whether the import is at
-  the top of a module or inside a function;
+- no import cycles among the project's modules (edge/, models/, bench/, tests/helpers/), whether the
+  import is at the top of a module or inside a function;
 - no function-level imports of the project's own modules in edge/ (they would only hide a cycle;
   lazy imports of heavy optional libraries - cv2, picamera2, tensorflow - stay);
 - the config package imports no runtime code;
@@ -10,17 +10,20 @@
 - no module in edge/ over 400 lines;
 - no config parameter typed ``Any`` in edge/;
 - one of each: compact JSON and one-line errors (edge/formatting.py), exit codes (edge/exitcodes.py),
-  IoU (edge/geometry.py), the stage list (edge/timing.py).
+  IoU (edge/geometry.py), the stage list (edge/timing.py);
+- no test file imports bench/ code, nor hands it to a child process (``python -c`` code, ``-m bench.x``):
+  what tests and benchmarks share lives in tests/helpers/, and the benchmarks import it from there.
 """
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT = ("edge", "models", "bench")
+PROJECT = ("edge", "models", "bench", "tests/helpers")
 MAX_LINES = 400
 CONFIG_NAMES = ("cfg", "config", "sections", "settings")
 
@@ -293,3 +296,45 @@ def test_sinks_are_used_through_their_interface_and_paho_through_its_public_api(
 def test_the_boundary_check_finds_a_leak():
     leaks = _boundary_leaks({"x.py": "if isinstance(sink, StdoutSink):\n    sink.client._client_id = b'x'\n"})
     assert leaks == ["x.py:1 isinstance(sink, StdoutSink)", "x.py:2 sink.client._client_id"]
+
+#: Code handed to a child process in a string: an import of bench/ in ``python -c`` code, or a whole
+#: dotted bench module name (``python -m bench.x``, importlib). A bench/ script's path is not code.
+BENCH_IN_STRING = re.compile(r"^\s*(from\s+bench[.\s]|import\s+bench\b)|^bench(\.\w+)+$", re.MULTILINE)
+
+
+def _bench_uses(source: str, name: str) -> list[str]:
+    """Where ``source`` imports bench/ code, or names it in a string constant for a child process to run."""
+    found = []
+    for node in ast.walk(ast.parse(source, name)):
+        modules = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                   [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+        found += [f"{name}:{node.lineno} imports {m}" for m in modules if m.split(".")[0] == "bench"]
+        # f-string parts are Constants too, so a script built with an f-string is scanned as well
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and BENCH_IN_STRING.search(node.value):
+            found.append(f"{name}:{node.lineno} runs bench code from a string: "
+                         f"{BENCH_IN_STRING.search(node.value).group(0).strip()!r}")
+    return found
+
+
+def test_tests_import_no_bench_code():
+    # a helper a test needs lives in tests/helpers/ (bench/ imports it from there); a test that checks a
+    # benchmark runs its script (python bench/x.py), it does not import it. This file's samples are skipped.
+    found = [f for p in sorted((REPO / "tests").rglob("*.py")) if p.name != "test_structure.py"
+             for f in _bench_uses(p.read_text(), str(p.relative_to(REPO)))]
+    assert not found, "tests use bench/ code (move the helper to tests/helpers/):\n" + "\n".join(found)
+
+
+def test_the_bench_check_finds_imports_and_child_process_code():
+    bad = {
+        "from bench.broker import Broker\n": "imports bench.broker",
+        "def f():\n    import bench.accuracy\n": "imports bench.accuracy",
+        'CODE = "import os\\nfrom bench.publish_demo import demo_event\\n"\n': "'from bench.'",
+        'CODE = f"q = {1}\\nimport bench.x\\n"\n': "'import bench'",
+        'ARGS = ["python", "-m", "bench.publish_demo", "--count", "3"]\n': "'bench.publish_demo'",
+    }
+    for source, expected in bad.items():
+        found = _bench_uses(source, "sample.py")
+        assert len(found) == 1 and expected in found[0], (source, found)
+    fine = ('from tests.helpers.broker import Broker\nSCRIPT = "bench/face_size.py"\n'
+            'DOC = "benchmarks in bench/ import the helpers"\nfrom benchmarks import x\n')
+    assert _bench_uses(fine, "sample.py") == []

@@ -7,7 +7,7 @@ import numpy as np
 
 from conftest_tracking import Recording, load_recording
 from edge.track import EmotionSmoother, Tracker
-from bench.id_switches import IdSwitchCounter
+from tests.helpers.id_switches import IdSwitchCounter
 from edge.config.tracking import TrackingConfig
 from edge.geometry import iou
 from edge.types import Classification

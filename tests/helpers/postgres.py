@@ -1,6 +1,6 @@
 """A real, throw-away PostgreSQL server in a temporary folder (Debian's `postgresql` package), for tests and benches.
 
-    from bench.postgres import PostgresServer, postgres_problem
+    from tests.helpers.postgres import PostgresServer, postgres_problem
     if (why := postgres_problem()): pytest.skip(why)
     with PostgresServer() as pg:
         url = pg.url            # postgresql://fer@127.0.0.1:<port>/fer
@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.broker import free_port
+from tests.helpers.broker import free_port
 
 
 def _bin(name: str) -> str | None:

@@ -1,6 +1,6 @@
 """A real headless Chromium driven by Selenium, for the dashboard tests and bench/dashboard.py.
 
-    from bench.browser import browser_problem, chrome
+    from tests.helpers.browser import browser_problem, chrome
     if (why := browser_problem()): pytest.skip(why)
     with chrome() as driver:
         driver.get(url)

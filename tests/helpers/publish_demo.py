@@ -1,6 +1,6 @@
 """Publish a deterministic stream of N events through the real sink, from its own process.
 
-    python -m bench.publish_demo --config publish.yaml --count 2000 --rate 500 [--hold]
+    python -m tests.helpers.publish_demo --config publish.yaml --count 2000 --rate 500 [--hold]
 
 The config file holds the publishing sections of config.yaml (device, events, mqtt, queue,
 homeassistant; other keys are ignored). Event k (k = 0, 1, ...) is a pure function of k, and a
@@ -62,7 +62,7 @@ def load_publish_config(path: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.publish_demo", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tests.helpers.publish_demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, required=True, help="YAML with device/events/mqtt/queue/homeassistant")
     p.add_argument("--count", type=int, default=1000, help="events in the whole stream (over all restarts)")

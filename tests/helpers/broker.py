@@ -1,6 +1,6 @@
 """A real mosquitto broker for tests and benchmarks: free loopback port, generated config, stop/start on the same port.
 
-    from bench.broker import Broker            # the repository root is on sys.path (tests/conftest.py)
+    from tests.helpers.broker import Broker    # the repository root is on sys.path (tests/helpers/__init__.py)
 
     with Broker() as b:                        # plain MQTT, anonymous, persistence on
         sub = b.subscribe_collect("fer-edge/+/events")   # subscribed (SUBACK seen) when it returns

@@ -1,6 +1,6 @@
-"""A benchmark metric of the tracker: likely id switches, counted without ground truth.
+"""A measuring helper for the tracker: likely id switches, counted without ground truth.
 
-Used by bench/pipeline.py and tests/test_track.py; not part of the runtime.
+Used by tests/test_track.py and by bench/pipeline.py and bench/crowd.py; not part of the runtime.
 """
 from __future__ import annotations
 
