@@ -133,3 +133,58 @@ def test_home_assistant_and_retained_state_show_every_camera(tmp_path: Path) -> 
     finally:
         service.close()
         broker.close()
+
+
+def test_a_removed_camera_leaves_no_retained_state_or_home_assistant_entities(tmp_path: Path) -> None:
+    """Removing a camera over remote config empties its retained state and discovery configs (HA removes it)."""
+    video = str(require_shared("video", "single_face.mp4"))
+    broker = Broker().start()
+    device = "cams3"
+    path = write_config(tmp_path / "config.yaml", {
+        "device": {"id": device},
+        "cameras": [camera("lobby", "demo"), camera("kiosk", video)],
+        "detector": {"type": "haar"},
+        "mqtt": broker.mqtt_config(),
+        "queue": {"path": str(tmp_path / "queue.db")},
+        "homeassistant": {"enabled": True},
+        "service": {"remote_config": {"enabled": True, "probation_s": 4}},
+        "stats": {"interval_s": 1.0},
+    })
+    service = ServiceProcess(path, env={"STATE_DIRECTORY": str(tmp_path / "state")})
+    pub = None
+
+    def retained_topics() -> set[str]:
+        """What a new subscriber is handed: the retained topics of the camera topics and discovery."""
+        late = broker.subscribe_collect("#", persistent=False)
+        late.wait_for(lambda m: False, 2.0)      # the broker hands retained messages over at once
+        return {m.topic for m in late.messages if m.retain and m.payload and
+                (m.topic.startswith("homeassistant/") or "/state/" in m.topic)}
+
+    try:
+        service.wait_ready()
+        states = broker.subscribe_collect(f"fer-edge/{device}/config/state")
+        discovery = broker.subscribe_collect("homeassistant/#")
+        assert discovery.wait_for(lambda m: any("kiosk_emotion" in x.topic for x in m), 20)
+        assert states.wait_for(1, 30), "no retained config/state after start"
+        before = retained_topics()
+        assert any("kiosk" in t for t in before) and any("lobby" in t for t in before), before
+
+        pub = broker.client()
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        seen = len(states.messages)
+        pub.publish(f"fer-edge/{device}/config/set", cameras_doc(camera("lobby", "demo")).encode(),
+                    qos=1).wait_for_publish(5)
+        assert states.wait_for(lambda m: any(x.json().get("status") == "applied" for x in m[seen:]), 40), \
+            states.json()[seen:]
+        after = retained_topics()
+        assert not any("kiosk" in t for t in after), sorted(t for t in after if "kiosk" in t)
+        assert {t for t in before if "lobby" in t} <= after       # the camera that stays keeps its entities
+        assert service.alive(), service.stderr()[-3000:]
+        assert "cameras retired (kiosk)" in service.stderr()
+    finally:
+        if pub is not None:
+            pub.loop_stop()
+            pub.disconnect()
+        service.close()
+        broker.close()

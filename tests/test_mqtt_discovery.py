@@ -148,3 +148,22 @@ def test_a_real_demo_run_announces_statistics_sensors_an_event_entity_and_its_na
             assert sum(got) == pytest.approx(100.0, abs=0.5)
     assert any(v for v in shares.values()), shares
     print(f"\n{len(disc)} discovery configs, {rendered} sensor values rendered, {len(fired)} events fired; shares {shares}")
+
+
+def test_a_retired_camera_is_emptied_on_every_connection_until_it_comes_back():
+    from edge.publish.state import RetainedState
+    from edge.publish.topics import Topics
+
+    state = RetainedState("dev1", Topics("fer-edge", "dev1"), HomeAssistantConfig(enabled=True), ["hall", "desk"],
+                          min_interval_s=0.0)
+    assert {t for t, _ in state.due() if "desk" in t}           # announced at first
+    state.set_cameras(["hall"], ["desk"])
+    emptied = {t for t, p in state.due() if p == ""}
+    assert "fer-edge/dev1/state/desk" in emptied and "homeassistant/sensor/dev1/desk_emotion/config" in emptied
+    assert not any("hall" in t for t in emptied)
+    assert not state.due()                                       # once per connection
+    state.connected()
+    assert {t for t, p in state.due() if p == ""} == emptied      # again after a reconnection
+    state.set_cameras(["hall", "desk"], [])                      # back: announced, no longer emptied
+    again = state.due()
+    assert not any(p == "" for _, p in again) and "fer-edge/dev1/state/desk" in {t for t, _ in again}

@@ -68,6 +68,10 @@ class Recorder:
     def reconfigure_processor(self, cfg) -> None:
         self._call("reconfigure_processor")
 
+    def set_cameras(self, current, removed) -> None:
+        self._call("set_cameras")
+        self.cameras = (current, removed)
+
 
 def test_plan_names_what_each_change_needs():
     base = cfg()
@@ -88,8 +92,9 @@ def test_execute_builds_before_it_swaps_and_reuses_the_models_for_a_new_source()
     svc = Recorder()
     analyzer = svc.parts.analyzer
     actions = execute(plan_change(cfg(), cfg("source: {uri: clip.mp4}")), cfg(), cfg("source: {uri: clip.mp4}"), svc)
-    assert svc.calls == ["build_parts", "swap_parts"]
+    assert svc.calls == ["build_parts", "swap_parts", "set_cameras"]      # the sink hears of the cameras last
     assert svc.parts.analyzer is analyzer and actions == ["pipeline restarted (source)"]
+    assert svc.cameras[1] == []        # the same camera id, another source: nothing to retire
 
 
 def test_a_sink_that_cannot_open_closes_the_new_parts_and_keeps_the_old():

@@ -98,6 +98,12 @@ def execute(plan: Plan, old: AppConfig, new: AppConfig, target: Runtime) -> list
         actions.append("processor reconfigured live (" + ", ".join(sorted(plan.changed & PROCESSOR_SECTIONS)) + ")")
     if plan.live_settings:
         actions.append("settings updated live (" + ", ".join(sorted(plan.live_settings)) + ")")
+    if plan.changed & {"source", "cameras"}:
+        current = [c.source.name for c in new.camera_configs()]
+        removed = [c.source.name for c in old.camera_configs() if c.source.name not in current]
+        target.set_cameras(current, removed)
+        if removed:
+            actions.append("cameras retired (" + ", ".join(removed) + ")")
     return actions
 
 

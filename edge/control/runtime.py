@@ -52,6 +52,9 @@ class Runtime(Protocol):
     def listen(self, cfg: AppConfig) -> None:
         """Subscribe the open sink to the control topics of ``cfg`` (remote config turned on)."""
 
+    def set_cameras(self, current: list[str], removed: list[str]) -> None:
+        """Tell the sink which cameras run now (removed ones lose their retained state and entities)."""
+
     def publish_retained(self, subtopic: str, payload: dict[str, Any]) -> None:
         """Keep ``payload`` retained on ``<prefix>/<device>/<subtopic>`` (config/state, model/state)."""
 

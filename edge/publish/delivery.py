@@ -29,6 +29,14 @@ class DeliveryWindow:
         self._cursor = 0                       # highest seq handed to paho
         self._acked: list[int] = []            # acknowledged, not yet deleted from the queue
         self._last_delete = time.monotonic()
+        self._last_retry = 0.0
+
+    def retry_queue(self) -> None:
+        """Events held in memory while the queue file refused writes: try to store them about once a second."""
+        now = time.monotonic()
+        if (self.queue.held or self.queue.last_error) and now - self._last_retry >= 1.0:
+            self._last_retry = now
+            self.queue.retry()
 
     def apply_acks(self, acks: Iterable[int], connected: bool) -> None:
         """Count the acknowledged message ids; delete their events from the queue in batches."""

@@ -86,7 +86,6 @@ class MqttSink:
         self._log_unreachable, self._log_lost = (LogEvery(log, cfg.log_interval_s, logging.WARNING) for _ in "ab")
         self._log_refused, self._log_queue, self._log_duplicate = (LogEvery(log, cfg.log_interval_s, logging.ERROR)
                                                                    for _ in "abc")
-        self._last_retry = 0.0
         self._first_connection = True          # the retained status seen on it is an earlier run's
         self.client_id = default_client_id(cfg, device)
         self._rename_to: str | None = None     # set in paho's thread, carried out by the sender thread
@@ -183,6 +182,13 @@ class MqttSink:
         if q.recovery is not None:
             return q.recovery.line()
         return None
+
+    def set_cameras(self, current: list[str], removed: list[str]) -> None:
+        """The cameras the service runs now: removed ones lose their retained state and Home Assistant entities."""
+        self.state.set_cameras(current, removed)
+        with self._cond:
+            self._wake = True
+            self._cond.notify()
 
     def publish_stats(self, stats: dict[str, Any]) -> dict[str, Any]:
         """Publish a health report (retained, QoS 0; skipped while disconnected) and return it.
@@ -362,7 +368,7 @@ class MqttSink:
                 if rename:
                     self._switch_client(rename)
                     acks = deque()     # the old client's message ids mean nothing to the new one
-                self._retry_queue()
+                self.delivery.retry_queue()
                 self.delivery.apply_acks(acks, self._connected)
                 if qos0_lost:       # QoS 0 messages cut off by a disconnect are gone: send them again
                     self.delivery.restart()
@@ -374,13 +380,6 @@ class MqttSink:
             except Exception:   # keep the sender alive whatever happens; the events stay queued
                 log.exception("MQTT sender error; retrying")
                 time.sleep(0.5)
-
-    def _retry_queue(self) -> None:
-        # Events held in memory while the queue file refused writes: try again about once a second.
-        now = time.monotonic()
-        if (self.queue.held or self.queue.last_error) and now - self._last_retry >= 1.0:
-            self._last_retry = now
-            self.queue.retry()
 
     def _publish_event(self, payload: bytes) -> tuple[int, bool]:
         info = self.client.publish(self.topics.events, payload, qos=self.cfg.qos)

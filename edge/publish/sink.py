@@ -48,6 +48,7 @@ class EventSink(Protocol):
     def subscribe(self, subtopic: str, callback: Callable[[bytes], None]) -> None: ...
     def subscribe_topic(self, topic: str, callback: Callable[[bytes], None]) -> None: ...
     def problem(self) -> str | None: ...
+    def set_cameras(self, current: list[str], removed: list[str]) -> None: ...
     def close(self, timeout: float = 5.0, status: str | None = "stopped") -> None: ...
 
 
@@ -101,6 +102,9 @@ class StdoutSink:
     def problem(self) -> str | None:
         """Writing to stdout has no delivery state to report."""
         return None
+
+    def set_cameras(self, current: list[str], removed: list[str]) -> None:
+        """Stdout keeps no per-camera state."""
 
     def close(self, timeout: float = 5.0, status: str | None = "stopped") -> None:
         """Flush the stream (there is no status topic)."""

@@ -22,6 +22,8 @@ from edge.publish.topics import Topics
 #: newest state always follows): a crowd changing it several times a second must not churn Home
 #: Assistant's recorder or the dashboards
 STATE_MIN_INTERVAL_S = 2.0
+#: removed cameras whose retained topics are emptied on every connection (the oldest are forgotten)
+MAX_RETIRED = 64
 
 
 class EmotionMix:
@@ -51,6 +53,13 @@ class EmotionMix:
         self._faces[camera] = {}
         self._ts[camera] = time.time()
         return True
+
+    def remove_camera(self, camera: str) -> bool:
+        """Forget a camera the service no longer runs; True if it was known."""
+        known = camera in self._faces
+        for table in (self._faces, self._ts, self._newest, self._summary):
+            table.pop(camera, None)
+        return known
 
     @property
     def cameras(self) -> list[str]:
@@ -119,6 +128,8 @@ class RetainedState:
         self._dirty: set[str] = set()          # cameras whose retained state must be (re)published
         self._announced: set[str] = set()      # cameras whose discovery config went out on this connection
         self._device_announced = False         # Home Assistant availability sensor sent on this connection
+        self._retired: dict[str, list[str]] = {}   # removed camera -> its retained topics, emptied on each connection
+        self._retire_due = False
         for cam in cameras:
             self._mix.add_camera(cam)
             self._dirty.add(cam)
@@ -135,9 +146,33 @@ class RetainedState:
         with self._lock:
             return self._mix.newest()
 
+    def set_cameras(self, current: Iterable[str], removed: Iterable[str]) -> None:
+        """The cameras the service runs now: new ones are announced, removed ones retired.
+
+        A retired camera's retained state and Home Assistant discovery configs are emptied (an empty
+        retained message deletes it; Home Assistant then removes the entities), and emptied again
+        on every later connection, in case the broker was away or a stale copy comes back.
+        """
+        with self._lock:
+            for camera in removed:
+                if self._mix.remove_camera(camera):
+                    self._dirty.discard(camera)
+                    self._announced.discard(camera)
+                    discovery = camera_messages(self.ha_cfg, self.device, camera, "", "", self.who) \
+                        if self.ha_cfg.enabled else []
+                    self._retired[camera] = [self.topics.state(camera)] + [topic for topic, _ in discovery]
+            for camera in current:
+                self._retired.pop(camera, None)
+                if self._mix.add_camera(camera):
+                    self._dirty.add(camera)
+            while len(self._retired) > MAX_RETIRED:
+                self._retired.pop(next(iter(self._retired)))
+            self._retire_due = bool(self._retired)
+
     def connected(self) -> None:
         """A new connection: every camera's state and every discovery message are due again, at once."""
         with self._lock:
+            self._retire_due = bool(self._retired)
             self._announced.clear()
             self._device_announced = False
             self._sent.clear()
@@ -156,10 +191,12 @@ class RetainedState:
         """
         now = time.monotonic()
         with self._lock:
+            retire = [(topic, "") for topics in self._retired.values() for topic in topics] if self._retire_due else []
+            self._retire_due = False
             dirty = {c for c in self._dirty if now - self._sent.get(c, -1e9) >= self.min_interval_s}
             self._dirty -= dirty
             if not dirty:
-                return []
+                return retire
             for camera in dirty:
                 self._sent[camera] = now
             msgs: list[tuple[str, dict[str, Any]]] = []
@@ -172,4 +209,4 @@ class RetainedState:
                                             self.topics.status, self.who)
                     self._announced.add(camera)
             msgs += [(self.topics.state(camera), self._mix.payload(camera, self.device)) for camera in sorted(dirty)]
-        return [(topic, compact_json(payload)) for topic, payload in msgs]
+        return retire + [(topic, compact_json(payload)) for topic, payload in msgs]

@@ -288,6 +288,12 @@ class Service:
         if self.sink is not None:
             self.control.listen(self.sink, cfg)
 
+    def set_cameras(self, current: list[str], removed: list[str]) -> None:
+        """The control plane's word on which cameras run now, passed to the sink."""
+        with self._sink_lock:
+            if self.sink is not None:
+                self.sink.set_cameras(current, removed)
+
     def release_preview(self) -> None:
         """Close the running preview server: its port may be the one the new server wants."""
         if self.parts is not None and self.parts.preview is not None:
