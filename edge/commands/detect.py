@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from edge.config import AppConfig, load_config
-from edge.config.detector import with_detector_type
+from edge.config.detector import DETECTOR_TYPES, with_detector_type
 from edge.config.model import prior_correction_error
 from edge.config.source import SourceConfig
 from edge.exitcodes import EXIT_FAILED, EXIT_MODEL, EXIT_OK, EXIT_USAGE
@@ -43,7 +44,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="take the detector, align and model sections from this config file "
                              "(default: the built-in defaults)")
-    parser.add_argument("--detector", choices=("blazeface", "yunet", "haar"),
+    parser.add_argument("--detector", choices=DETECTOR_TYPES,
                         help="use this detector backend instead of the config's type (its sub-section keeps its settings)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="interpreter threads for detector and model (default: the config's)")
@@ -67,10 +68,11 @@ def sections_from_args(args: argparse.Namespace, prog: str) -> tuple[PipelineSec
         # the same section with another type: every backend keeps its options (a one-line switch)
         cfg = replace(cfg, detector=with_detector_type(cfg.detector, args.detector))
     if args.threads:
-        det = cfg.detector
+        det = cfg.detector     # every backend sub-section that has a `threads` option (blazeface, blazeface_full)
+        subs = {name: sub for name in type(det).model_fields
+                if isinstance(sub := getattr(det, name), BaseModel) and "threads" in type(sub).model_fields}
         cfg = replace(cfg, detector=det.model_copy(update={
-            "blazeface": det.blazeface.model_copy(update={"threads": args.threads}),
-            "blazeface_full": det.blazeface_full.model_copy(update={"threads": args.threads})}))
+            name: sub.model_copy(update={"threads": args.threads}) for name, sub in subs.items()}))
         cfg = replace(cfg, model=cfg.model.model_copy(update={"threads": args.threads}))
     if args.prior_correction is not None:
         if (err := prior_correction_error(args.prior_correction)):

@@ -1,9 +1,12 @@
 """Section `detector`: which backend (`type`), what the camera sees (`profile`), and each backend's options.
 
-Every backend's options live in its own sub-section (`blazeface`, `blazeface_full`, `yunet`, `haar`),
-which is valid whatever `type` says, so switching detector is a one-line change of `type`. The
-older flat form (`detector: {type: haar, min_neighbors: 3}`) is still read: a backend key at the
-top of the section goes to that backend's sub-section.
+The section is assembled from the backends found in edge/config/detectors/ (one module per backend,
+each declaring its options classes, its sub-sections and the `type` values it offers): adding a
+backend adds files, it edits nothing here. Every backend's options live in its own sub-section
+(`blazeface`, `blazeface_full`, `yunet`, `haar`, ...), which is valid whatever `type` says, so
+switching detector is a one-line change of `type`. The older flat form
+(`detector: {type: haar, min_neighbors: 3}`) is still read: a backend key at the top of the section
+goes to that backend's sub-section.
 
 `profile` says what the camera sees: `kiosk` (faces within about 2 m: one fast pass), `room` (a
 shop, a lobby, a ceiling: faces down to about 20 px, several model runs per frame) or `auto`
@@ -14,9 +17,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
 from edge.config.base import StrictModel
+from edge.config.detectors import Plugin, discover
+from edge.config.detectors.blazeface import BlazeFaceFullOptions, BlazeFaceOptions
+from edge.config.detectors.haar import HaarOptions
+from edge.config.detectors.yunet import YuNetOptions
+
+#: The `type` of a detector section that does not say (and of the built-in defaults).
+DEFAULT_TYPE = "blazeface"
 
 
 class CommonDetectorOptions(StrictModel):
@@ -29,78 +39,8 @@ class CommonDetectorOptions(StrictModel):
                              "(quality.min_face_px decides which are big enough to classify).")
 
 
-class BlazeFaceOptions(StrictModel):
-    """Sub-section `blazeface`: BlazeFace short-range (the kiosk pass): faces within about 2 m."""
-
-    model_path: str = Field("", description="Path of face_detection_short_range.tflite; empty: look in "
-                            "$FER_EDGE_MODELS, /var/lib/fer-edge/models, ~/.cache/fer-edge/models "
-                            "(put there by deploy/fetch_models.py).")
-    verify_sha256: bool = Field(True, description="Check the model file against its pinned sha256 when loading "
-                                "(catches truncated or swapped files).")
-    threads: int = Field(1, ge=1, le=16, description="Interpreter threads for the detector.")
-    nms_iou: float = Field(0.3, gt=0.0, lt=1.0, description="Boxes overlapping more than this are merged "
-                           "(weighted by score) into one face.")
-    tile_px: int = Field(0, ge=0, description="0: search the whole frame in one pass (faces down to about a "
-                         "seventh of its longer side). N: also search overlapping N-pixel tiles (faces down to "
-                         "about N/6 px, one more model run per tile).")
-
-
-class BlazeFaceFullOptions(StrictModel):
-    """Sub-section `blazeface_full`: BlazeFace full-range (the room search of type blazeface): faces to ~5 m."""
-
-    model_path: str = Field("", description="Path of face_detection_full_range.tflite; empty: the models "
-                            "directories, as for the short-range model (deploy/fetch_models.py fetches both).")
-    verify_sha256: bool = Field(True, description="Check the model file against its pinned sha256 when loading.")
-    threads: int = Field(1, ge=1, le=16, description="Interpreter threads for the detector.")
-    nms_iou: float = Field(0.3, gt=0.0, lt=1.0, description="Boxes overlapping more than this are one face.")
-    tiles: list[int] = Field([256, 512], max_length=4, description="Besides one pass over the whole frame, search "
-                             "overlapping square tiles of these sides (pixels): a tile of N px finds faces down to "
-                             "about N/12 px. [] : the whole frame only (faces down to about a twelfth of its side).")
-
-    @model_validator(mode="after")
-    def _tile_sizes(self) -> "BlazeFaceFullOptions":
-        if any(t < 64 for t in self.tiles):
-            raise ValueError("tiles: each tile side must be at least 64 px")
-        return self
-
-
-class YuNetOptions(StrictModel):
-    """Sub-section `yunet`: OpenCV's YuNet (needs `python deploy/fetch_models.py --yunet` once)."""
-
-    model_path: str = Field("", description="Path of face_detection_yunet_2023mar.onnx; empty: the models "
-                            "directories (put there by `deploy/fetch_models.py --yunet`).")
-    verify_sha256: bool = Field(True, description="Check the model file against its pinned sha256 when loading.")
-    nms_iou: float = Field(0.3, gt=0.0, lt=1.0, description="Boxes overlapping more than this are one face.")
-    kiosk_width: int = Field(320, ge=0, description="Kiosk pass: search a copy of the frame this wide (0: full size).")
-    room_width: int = Field(960, ge=0, description="Room search: search a copy of the frame this wide (0: full "
-                            "size). Faces narrower than about 10 px at that width are missed.")
-
-
-class HaarOptions(StrictModel):
-    """Sub-section `haar`: OpenCV Haar cascades (always available; slower and less accurate)."""
-
-    cascade: str = Field("haarcascade_frontalface_default.xml",
-                         description="Face cascade: a file name from OpenCV's bundled cascades, or a path.")
-    scale_factor: float = Field(1.1, gt=1.0, le=2.0, description="Image pyramid step of the cascade search "
-                                "(smaller finds more faces, slower).")
-    min_neighbors: int = Field(5, ge=1, description="Overlapping hits a face needs to count "
-                               "(higher: fewer false faces).")
-    detect_width: int = Field(320, ge=0, description="Kiosk pass: search a copy of the frame downscaled to this "
-                              "width (0: full size). Faces narrower than about 24*frame_width/detect_width px "
-                              "are missed.")
-    room_width: int = Field(0, ge=0, description="Room search: the same, for the room profile (0: full size; "
-                            "about a second per 1280x720 frame on one core).")
-    eyes: bool = Field(True, description="Find both eyes with the eye cascade so the aligner can level them.")
-    eye_cascade: str = Field("haarcascade_eye.xml", description="Eye cascade: bundled file name or a path.")
-
-
-#: Keys of the older flat form, by the sub-section they belong to.
-FLAT_KEYS = {"blazeface": set(BlazeFaceOptions.model_fields),
-             "haar": set(HaarOptions.model_fields), "yunet": set(YuNetOptions.model_fields)}
-
-
-class DetectorSection(CommonDetectorOptions):
-    """What every `type` of the detector section holds: the profile and every backend's sub-section."""
+class _DetectorSectionBase(CommonDetectorOptions):
+    """The part of the section that is no backend's: the profile and the Haar fallback."""
 
     profile: Literal["auto", "kiosk", "room"] = Field("auto", description="What the camera sees: 'kiosk' (faces "
                                                       "within about 2 m), 'room' (small, far faces), or 'auto'.")
@@ -110,11 +50,6 @@ class DetectorSection(CommonDetectorOptions):
                                "the kiosk pass, keep searching the room for this long (seconds).")
     fallback_to_haar: bool = Field(True, description="If the model cannot be opened, say so in one line and use "
                                    "the Haar detector (with the `haar` options) instead of stopping.")
-    blazeface: BlazeFaceOptions = Field(default_factory=BlazeFaceOptions, description="BlazeFace short-range")
-    blazeface_full: BlazeFaceFullOptions = Field(default_factory=BlazeFaceFullOptions,
-                                                 description="BlazeFace full-range (room search of type blazeface)")
-    yunet: YuNetOptions = Field(default_factory=YuNetOptions, description="YuNet")
-    haar: HaarOptions = Field(default_factory=HaarOptions, description="Haar cascades")
 
     @model_validator(mode="before")
     @classmethod
@@ -129,34 +64,72 @@ class DetectorSection(CommonDetectorOptions):
         if not flat:
             return data
         data = {k: v for k, v in data.items() if k not in flat}
-        sub = data.get(backend)
-        data[backend] = {**(sub if isinstance(sub, dict) else {}), **flat}
+        section = FLAT_SECTION[backend]
+        sub = data.get(section)
+        data[section] = {**(sub if isinstance(sub, dict) else {}), **flat}
         return data
 
 
-class BlazeFaceConfig(DetectorSection):
-    """Detector `type: blazeface` (default): BlazeFace short-range at a kiosk, full-range in a room."""
+def _checked(plugins: list[Plugin]) -> list[Plugin]:
+    """The plugins, or TypeError naming a clash: two backends offering one name, a flat form with no sub-section."""
+    sections = [s.name for p in plugins for s in p.sections]
+    types = [t.name for p in plugins for t in p.types]
+    for kind, names in (("sub-section", sections), ("type", types)):
+        if (twice := sorted({n for n in names if names.count(n) > 1})):
+            raise TypeError(f"edge/config/detectors/: detector {kind} {', '.join(twice)} declared twice")
+    if (taken := sorted(set(sections) & (set(_DetectorSectionBase.model_fields) | {"type"}))):
+        raise TypeError(f"edge/config/detectors/: sub-section {', '.join(taken)} is a key of the detector section")
+    if (lost := sorted(t.name for p in plugins for t in p.types if t.flat is not None and t.flat not in sections)):
+        raise TypeError(f"edge/config/detectors/: the flat form of type {', '.join(lost)} names no sub-section")
+    return plugins
 
-    type: Literal["blazeface"] = Field("blazeface", description="Detector backend: 'blazeface', 'yunet' or 'haar'.")
+
+_PLUGINS = _checked(discover())
+_SECTIONS = [s for p in _PLUGINS for s in p.sections]
+_OPTIONS = {s.name: s.options for s in _SECTIONS}
+# the default type first: a section type's default instance is its union's first member (edge/config/app.py)
+_TYPES = sorted((t for p in _PLUGINS for t in p.types), key=lambda t: t.name != DEFAULT_TYPE)
+
+#: The values of `type`, the default first, then in the backends' order.
+DETECTOR_TYPES: tuple[str, ...] = tuple(t.name for t in _TYPES)
+#: Older flat form: the sub-section a type's top-level backend keys go to, and those keys (its options' names).
+FLAT_SECTION: dict[str, str] = {t.name: t.flat for t in _TYPES if t.flat is not None}
+FLAT_KEYS: dict[str, set[str]] = {name: set(_OPTIONS[sub].model_fields) for name, sub in FLAT_SECTION.items()}
 
 
-class YuNetConfig(DetectorSection):
-    """Detector `type: yunet`: OpenCV's YuNet at both profiles (its model is fetched with --yunet)."""
+def _choice(names: tuple[str, ...]) -> str:
+    """'a', 'b' or 'c'."""
+    quoted = [f"'{n}'" for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
-    type: Literal["yunet"] = Field("yunet", description="Detector backend: 'blazeface', 'yunet' or 'haar'.")
 
+#: What every `type` of the detector section holds: the profile and every backend's sub-section.
+DetectorSection = create_model(
+    "DetectorSection", __base__=_DetectorSectionBase, __module__=__name__,
+    __doc__="What every `type` of the detector section holds: the profile and every backend's sub-section.",
+    **{s.name: (s.options, Field(default_factory=s.options, description=s.description)) for s in _SECTIONS})
 
-class HaarConfig(DetectorSection):
-    """Detector `type: haar`: OpenCV Haar cascades (no download needed, less accurate, eyes as the only landmarks)."""
-
-    type: Literal["haar"] = Field("haar", description="Detector backend: 'blazeface', 'yunet' or 'haar'.")
-
+#: The section class of each `type` (BlazeFaceConfig, YuNetConfig, HaarConfig, ...), by type.
+CONFIG_CLASSES: dict[str, type[DetectorSection]] = {  # type: ignore[valid-type]
+    t.name: create_model(t.class_name, __base__=DetectorSection, __module__=__name__, __doc__=t.doc,
+                         type=(Literal[t.name], Field(t.name, description=f"Detector backend: {_choice(DETECTOR_TYPES)}.")))
+    for t in _TYPES}
 
 #: The `detector` config section, chosen by `type`.
-DetectorConfig = Annotated[Union[BlazeFaceConfig, YuNetConfig, HaarConfig], Field(discriminator="type")]
+DetectorConfig = Annotated[Union[tuple(CONFIG_CLASSES.values())], Field(discriminator="type")]
 
 
-def with_detector_type(section: DetectorSection, backend: str) -> BlazeFaceConfig | YuNetConfig | HaarConfig:
+def with_detector_type(section: DetectorSection, backend: str) -> DetectorSection:  # type: ignore[valid-type]
     """The same detector section with another `type` (every backend's sub-section is kept)."""
-    classes = {"blazeface": BlazeFaceConfig, "yunet": YuNetConfig, "haar": HaarConfig}
-    return classes[backend].model_validate({**section.model_dump(exclude={"type"}), "type": backend})
+    return CONFIG_CLASSES[backend].model_validate({**section.model_dump(exclude={"type"}), "type": backend})
+
+
+# The names other modules import (tests, bench/, edge/detect/): the built-in backends' section classes and
+# options. A new backend needs no line here: its classes are in its own module and in CONFIG_CLASSES.
+BlazeFaceConfig = CONFIG_CLASSES["blazeface"]
+YuNetConfig = CONFIG_CLASSES["yunet"]
+HaarConfig = CONFIG_CLASSES["haar"]
+
+__all__ = ["DEFAULT_TYPE", "DETECTOR_TYPES", "FLAT_KEYS", "FLAT_SECTION", "CONFIG_CLASSES", "CommonDetectorOptions",
+           "DetectorSection", "DetectorConfig", "with_detector_type", "BlazeFaceConfig", "YuNetConfig", "HaarConfig",
+           "BlazeFaceOptions", "BlazeFaceFullOptions", "YuNetOptions", "HaarOptions"]

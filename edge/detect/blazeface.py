@@ -9,7 +9,8 @@ from __future__ import annotations
 
 
 import numpy as np
-from edge.config.detector import BlazeFaceOptions, CommonDetectorOptions
+from edge.config.detector import CommonDetectorOptions
+from edge.config.detectors.blazeface import BlazeFaceOptions
 from edge.detect.base import keep_largest
 from edge.detect.fetched import BLAZEFACE_SHORT, FetchedModel, resolve_model_path
 from edge.geometry import iou_many

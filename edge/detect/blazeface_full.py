@@ -9,12 +9,18 @@ wheel as the short-range model (``deploy/fetch_models.py``).
 One pass over a 1280x720 frame shrinks it 6.7 times, so faces under about 60 px are lost; for a
 room or a ceiling camera the frame is also searched in overlapping tiles (``tiles``: 256 and 512 px
 by default), each letterboxed into the model's input. bench/crowd.py measures the trade-off.
+
+`type: blazeface` is registered here (``build``), the module that sees both models: short-range for
+the kiosk pass, full-range for the room search.
 """
 from __future__ import annotations
 
-from edge.config.detector import BlazeFaceFullOptions, CommonDetectorOptions
+from edge.config.detector import CommonDetectorOptions, DetectorSection
+from edge.config.detectors.blazeface import BlazeFaceFullOptions
+from edge.detect.base import FaceDetector
 from edge.detect.blazeface import BlazeFaceDetector, ssd_anchors
 from edge.detect.fetched import BLAZEFACE_FULL
+from edge.detect.registry import backend
 
 
 class BlazeFaceFullDetector(BlazeFaceDetector):
@@ -32,3 +38,9 @@ class BlazeFaceFullDetector(BlazeFaceDetector):
     def tile_sizes(self) -> list[int]:
         """Sides of the tiles searched besides the whole frame, smallest first."""
         return sorted(self.full_opts.tiles)
+
+
+@backend("blazeface")
+def build(section: DetectorSection, common: CommonDetectorOptions, room: bool) -> FaceDetector:
+    """`type: blazeface`: short-range (`blazeface`) for the kiosk pass, full-range (`blazeface_full`) for the room."""
+    return BlazeFaceFullDetector(section.blazeface_full, common) if room else BlazeFaceDetector(section.blazeface, common)

@@ -4,6 +4,8 @@ Faces are searched on a downscaled grey copy of the frame (``detect_width``) for
 eyes are then searched with OpenCV's eye cascade, at full resolution inside the face's upper half,
 so that the aligner can level them. Where both eyes are not found, the face has no landmarks and
 the aligner frames it from the box alone.
+
+Registered as `type: haar` (``build``); its options: edge/config/detectors/haar.py.
 """
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from edge.config.detector import CommonDetectorOptions, HaarOptions
+from edge.config.detector import CommonDetectorOptions, DetectorSection
+from edge.config.detectors.haar import HaarOptions
 from edge.detect.base import keep_largest
+from edge.detect.registry import backend
 from edge.interpreter import ModelError
 from edge.types import Detection
 
@@ -38,6 +42,12 @@ def load_cascade(name: str) -> "cv2.CascadeClassifier":
     if not ok or cascade.empty():
         raise ModelError(f"{path} could not be loaded as a Haar cascade (corrupt or not a cascade XML?)")
     return cascade
+
+
+@backend("haar", one_search=lambda section: section.haar.detect_width == section.haar.room_width)
+def build(section: DetectorSection, common: CommonDetectorOptions, room: bool) -> "HaarDetector":
+    """`type: haar`: the `haar` options, searched at `detect_width` (kiosk) or `room_width` (room)."""
+    return HaarDetector(section.haar, common, section.haar.room_width if room else section.haar.detect_width)
 
 
 class HaarDetector:

@@ -8,18 +8,28 @@ default: when the file is missing the error says how to get it.
 YuNet is fully convolutional, so it runs on the frame at any size; ``input_width`` shrinks the
 frame first (faces narrower than about 10 px at that width are lost). Landmarks: the subject's
 right and left eye, nose tip, right and left mouth corner (named as BlazeFace's, plus the corners).
+
+Registered as `type: yunet` (``build``); its options: edge/config/detectors/yunet.py.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from edge.config.detector import CommonDetectorOptions, YuNetOptions
+from edge.config.detector import CommonDetectorOptions, DetectorSection
+from edge.config.detectors.yunet import YuNetOptions
 from edge.detect.base import keep_largest
 from edge.detect.fetched import YUNET, resolve_model_path
+from edge.detect.registry import backend
 from edge.interpreter import ModelError, sha256_file
 from edge.types import Detection
 
 FETCH_HINT = "python deploy/fetch_models.py --yunet (or --yunet --from DIR)"
+
+
+@backend("yunet")
+def build(section: DetectorSection, common: CommonDetectorOptions, room: bool) -> "YuNetDetector":
+    """`type: yunet`: the `yunet` options, on a copy of the frame `kiosk_width` or `room_width` wide."""
+    return YuNetDetector(section.yunet, common, section.yunet.room_width if room else section.yunet.kiosk_width)
 
 
 class YuNetDetector:
