@@ -11,10 +11,14 @@
 #   3. The host's CA bundle and resolv.conf copied in (pip inside the root reaches PyPI).
 #   4. fer-edge installed the way docs/deploy.md says: deploy/install.sh (apt, user, venv, pip from
 #      PyPI, fetch_models.py, config, unit), from a fresh copy of this checkout; timed.
-#   5. `fer-edge run --demo` and `fer-edge run --config docs/examples/two_cameras.yaml` inside the root
-#      and the same two runs on the host (from the same copy of the code, with the same detector
-#      files); deploy/compare_runs.py compares their events (same types,
+#   5. `fer-edge run --demo` and the two-camera example (docs/examples/two_cameras.yaml: the demo and
+#      the shared clip) inside the root and the same runs on the host (from the same copy of the code,
+#      with the same detector files); deploy/compare_runs.py compares their events (same types,
 #      cameras, tracks and labels in the same order; boxes and scores within int8 tolerance).
+#      The two-camera example runs twice: with the clip's frames as PNG files, decoded once on the
+#      host (`two_cameras`: both machines read the same pixels, so any difference is fer-edge's),
+#      and with the .mp4 itself (`two_cameras_mp4`: reported, not judged; the arm64 OpenCV wheel's
+#      video decoder gives pixels up to 2 levels away from the x86 wheel's, see docs/deploy.md).
 # Exit code: 0 same events, 1 different or a step failed, 2 usage / missing host tools.
 # Host needs: debootstrap qemu-user-static binfmt-support (apt) and fer-edge runnable on the host
 # (HOST_PYTHON, default: python3, with PYTHONPATH set to this checkout).
@@ -92,6 +96,36 @@ tar -C "$SRC" --exclude=./.git --exclude=./build --exclude='*.egg-info' --exclud
     -cf - . | tar -C "$ROOT/work/fer-edge" -xf -
 [ -f "$SHARED_VIDEO" ] || die "$SHARED_VIDEO missing: the two-camera run needs the shared clip beside the checkout"
 install -m 0644 "$SHARED_VIDEO" "$ROOT/work/shared/data/video/single_face.mp4"
+# The clip's frames, decoded once on the host, and the two-camera example reading them (a folder at
+# the clip's frame rate) instead of the .mp4: both machines then read the very same pixels.
+FRAMES_CONFIG=/work/two_cameras_frames.yaml
+"$HOST_PYTHON" - "$ROOT/work/shared/data/video" "$SRC/docs/examples/two_cameras.yaml" "$ROOT$FRAMES_CONFIG" <<'PY' \
+    || die "cannot write the clip's frames with $HOST_PYTHON (it needs OpenCV and PyYAML)"
+import sys
+from pathlib import Path
+
+import cv2
+import yaml
+
+video_dir, example, out = (Path(a) for a in sys.argv[1:])
+frames = video_dir / "single_face_frames"
+frames.mkdir(exist_ok=True)
+cap = cv2.VideoCapture(str(video_dir / "single_face.mp4"))
+fps, n = cap.get(cv2.CAP_PROP_FPS), 0
+while True:
+    ok, image = cap.read()
+    if not ok:
+        break
+    cv2.imwrite(str(frames / f"frame_{n:05d}.png"), image)
+    n += 1
+cfg = yaml.safe_load(example.read_text())
+for cam in cfg["cameras"]:
+    if str(cam["uri"]).endswith("single_face.mp4"):
+        cam.update(uri="../shared/data/video/single_face_frames", kind="folder", fps=fps)
+        cam.pop("pace", None)
+out.write_text(yaml.safe_dump(cfg, sort_keys=False))
+print(f"    the clip's frames: {n} PNG files at {fps:g} fps (decoded on the host)")
+PY
 # No systemd runs inside the root (it is a chroot, not a booted board): install.sh's `systemctl enable`
 # is done offline (--root=/), daemon-reload and restart are skipped, and say so.
 mkdir -p "$ROOT/work/shim"
@@ -141,12 +175,17 @@ run_host() {     # NAME ARGS...: the same on the host, from the very copy instal
 # The installed config (/etc/fer-edge/config.yaml is config.yaml): events on stdout (no mqtt.host).
 run_arm64 demo --demo --config /etc/fer-edge/config.yaml
 run_host demo --demo --config config.yaml
-run_arm64 two_cameras --config docs/examples/two_cameras.yaml
-run_host two_cameras --config docs/examples/two_cameras.yaml
+run_arm64 two_cameras --config "$FRAMES_CONFIG"
+run_host two_cameras --config "$ROOT$FRAMES_CONFIG"
+run_arm64 two_cameras_mp4 --config docs/examples/two_cameras.yaml
+run_host two_cameras_mp4 --config docs/examples/two_cameras.yaml
 status=0
 for name in demo two_cameras; do
     "$HOST_PYTHON" "$SRC/deploy/compare_runs.py" "$OUT/host-$name.jsonl" "$OUT/arm64-$name.jsonl" \
         --label "$name" || status=1
 done
+say "two_cameras_mp4 (reported, not judged: each machine's OpenCV decodes the .mp4 itself)"
+"$HOST_PYTHON" "$SRC/deploy/compare_runs.py" "$OUT/host-two_cameras_mp4.jsonl" "$OUT/arm64-two_cameras_mp4.jsonl" \
+    --label two_cameras_mp4 || true
 say "install $INSTALL_S s; events: $([ $status = 0 ] && echo 'arm64 equal to the host' || echo 'DIFFERENT'); runs kept in $OUT"
 exit $status
