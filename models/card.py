@@ -234,6 +234,8 @@ def ship_recipe(recipe, run: Path, paths: dict[str, Path], data_dir: Path, tau: 
                          "faces (the FER+ test split and the Taiwanese photographs are never used for training or "
                          "selection)",
             "selected_epoch": best,
+            "interpolation": (json.loads((run / "interpolate.json").read_text()) if (run / "interpolate.json").exists()
+                              else None),
             "prior_correction_in_graph": tau,
             "prior_correction_choice": prior,
             "class_prior": training_prior(data_dir),

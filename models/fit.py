@@ -193,6 +193,24 @@ def build(st: Stage, kd_net=None):
     return net, keras.Model(inp, both, name=f"{st.name}_kd")
 
 
+def uncorrect_start(net, st: Stage, prior: np.ndarray) -> None:
+    """Take the start model's in-graph prior correction out: training runs on calibrated targets from a calibrated start."""
+    if st.init and st.init_prior_correction:
+        dense = net.get_layer("logits")
+        kernel, bias = dense.get_weights()
+        dense.set_weights([kernel, bias + st.init_prior_correction * np.log(np.maximum(prior, 1e-4))])
+
+
+def stage_score(net, st: Stage, val: tuple[np.ndarray, np.ndarray], ck: tuple[np.ndarray, np.ndarray],
+                val_degraded: np.ndarray | None) -> dict:
+    """The stage's selection score of ``net``: FER+ validation + ck_weight x CK+ + degraded_weight x degraded validation."""
+    acc = accuracy(net, *val)
+    ck_acc = accuracy(net, *ck)
+    deg_acc = accuracy(net, val_degraded, val[1]) if val_degraded is not None else None
+    score = acc + st.ck_weight * ck_acc + (st.degraded_weight * deg_acc if deg_acc is not None else 0.0)
+    return {"val_acc": acc, "ck_val_acc": ck_acc, "val_degraded_acc": deg_acc, "score": score}
+
+
 def _save_optimizer(opt, path: Path) -> None:
     np.savez(path, *[np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in opt.variables])
 
@@ -242,10 +260,7 @@ def run_stage(st: Stage, pack: Pack, out: Path, seed: int, kd_net=None, time_bud
                  "params": int(net.count_params()), "macs_per_face": count_macs(net), "train_faces": len(x),
                  "epochs_planned": st.epochs, "epochs": [], "best": None}
     start_epoch, done, elapsed = 1, 0, 0.0
-    if st.init and st.init_prior_correction:   # train on calibrated targets from a calibrated start
-        dense = net.get_layer("logits")
-        kernel, bias = dense.get_weights()
-        dense.set_weights([kernel, bias + st.init_prior_correction * np.log(np.maximum(pack.prior, 1e-4))])
+    uncorrect_start(net, st, pack.prior)
     if resume and state_path.exists():
         state = json.loads(state_path.read_text())
         net.load_weights(out / "last.weights.h5")
@@ -297,12 +312,9 @@ def run_stage(st: Stage, pack: Pack, out: Path, seed: int, kd_net=None, time_bud
             log["epochs_planned"] = max(2, min(st.epochs, fit))
             print(f"\n{st.name}: {time.time() - started:.0f}s per epoch: {log['epochs_planned']} epochs fit "
                   f"the {time_budget_s:.0f}s budget", flush=True)
-        acc = accuracy(net, val_x, val_y)
-        ck_acc = accuracy(net, ck_x, ck_y)
-        deg_acc = accuracy(net, val_deg, val_y) if val_deg is not None else None
-        score = acc + st.ck_weight * ck_acc + (st.degraded_weight * deg_acc if deg_acc is not None else 0.0)
-        row = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None, "val_acc": acc,
-               "ck_val_acc": ck_acc, "val_degraded_acc": deg_acc, "score": score,
+        scored = stage_score(net, st, (val_x, val_y), (ck_x, ck_y), val_deg)
+        acc, ck_acc, deg_acc, score = (scored[k] for k in ("val_acc", "ck_val_acc", "val_degraded_acc", "score"))
+        row = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None, **scored,
                "seconds": time.time() - t0, "steps_done": done}
         log["epochs"].append(row)
         print(f"\r{st.name} epoch {epoch}/{log['epochs_planned']} loss {row['loss'] or 0:.4f} FER+ val {acc:.4f} "

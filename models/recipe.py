@@ -8,10 +8,16 @@ Steps, each skipped when its output exists and ``--resume`` is given:
    teachers' soft labels (computed once, cached);
 2. one step per ``stages:`` entry (models.fit), each of its ``variants`` trained in turn, or side
    by side with ``--parallel N``; the variant with the best validation score is the stage's winner;
-3. ``prior``: the prior-correction strength tau, the only scalar chosen on the odd-numbered
+3. ``interpolate`` (when the recipe has ``interpolate: {alphas: [...]}``): WiSE-FT, the weights of
+   the last stage's winner mixed with those it started from, ``(1 - alpha) x start + alpha x
+   tuned``; among the alphas whose FER+ validation accuracy is at most ``max_valid_drop`` below the
+   start's (alpha 0: fine-tuning for degraded faces must not cost the clean ones), the one with the
+   best stage score (FER+, held-out CK+, degraded FER+ validation) wins and the later steps use it (Wortsman et al. 2022: fine-tuning keeps more of the
+   start's strengths this way; 2.0.0 was made so too);
+4. ``prior``: the prior-correction strength tau, the only scalar chosen on the odd-numbered
    Taiwanese performers, among taus within ``prior.floor`` of tau 0 on FER+ validation;
-4. ``export``: int8 and float TFLite with tau in the output bias (models.export);
-5. ``ship`` (with ``--ship``): evaluation on held-out data, the card, install into edge/model/.
+5. ``export``: int8 and float TFLite with tau in the output bias (models.export);
+6. ``ship`` (with ``--ship``): evaluation on held-out data, the card, install into edge/model/.
 
 The training stages run under any Keras 3 backend; export needs TensorFlow (the ``train`` extra).
 """
@@ -29,8 +35,9 @@ import yaml
 
 from models import fit, pack
 
-STEPS = ("pack", "stages", "prior", "export", "ship")
-_TOP_KEYS = {"name", "version", "seed", "teachers", "stages", "prior", "export"}
+STEPS = ("pack", "stages", "interpolate", "prior", "export", "ship")
+_TOP_KEYS = {"name", "version", "seed", "teachers", "stages", "interpolate", "prior", "export"}
+INTERPOLATED = "interpolated.weights.h5"     # in the run folder, written by the interpolate step
 
 
 @dataclass
@@ -46,6 +53,7 @@ class Recipe:
     variants: dict[str, list[dict]]
     prior: dict
     export: dict
+    interpolate: dict | None = None
 
     def candidates(self, stage: fit.Stage) -> list[tuple[str, fit.Stage]]:
         """(folder name, stage) of each variant: the stage as written first, then each override."""
@@ -89,8 +97,18 @@ def load(path: Path) -> Recipe:
     for st in stages:
         if st.kd_from and st.kd_from not in names[: names.index(st.name)]:
             raise ValueError(f"{path}: stage {st.name!r} distils from {st.kd_from!r}, which is not an earlier stage")
+    interpolate = raw.get("interpolate")
+    if interpolate is not None:
+        alphas = interpolate.get("alphas") if isinstance(interpolate, dict) else None
+        if set(interpolate if isinstance(interpolate, dict) else ()) - {"alphas", "max_valid_drop"} or not alphas or \
+                not all(isinstance(a, (int, float)) and 0.0 <= a <= 1.0 for a in alphas):
+            raise ValueError(f"{path}: interpolate: give {{alphas: [...], max_valid_drop: D}}, each alpha between 0 "
+                             "(the start) and 1 (tuned)")
+        if not stages[-1].init:
+            raise ValueError(f"{path}: interpolate needs a last stage that starts from a model (init)")
     return Recipe(path, str(raw.get("name", "fer-edge-emotion")), str(raw.get("version", "0.0.0")),
-                  int(raw.get("seed", 7)), tuple(raw.get("teachers") or ("A", "B", "ref")), stages, variants, raw.get("prior") or {}, raw.get("export") or {})
+                  int(raw.get("seed", 7)), tuple(raw.get("teachers") or ("A", "B", "ref")), stages, variants,
+                  raw.get("prior") or {}, raw.get("export") or {}, interpolate)
 
 
 def _finished(folder: Path) -> bool:
@@ -175,6 +193,55 @@ def _train_side_by_side(recipe: Recipe, run: Path, pack_dir: Path, todo, resume:
             print(f"variant {folder} failed (exit {proc.returncode}); see {run / (folder + '.stdout.log')}", flush=True)
 
 
+def final_weights(recipe: Recipe, run: Path) -> tuple[fit.Stage, Path]:
+    """(stage, weights file) of the model the prior, export and ship steps use: the interpolated one, if any."""
+    folder, st, _ = winner(run, recipe, recipe.stages[-1])
+    if recipe.interpolate:
+        path = run / INTERPOLATED
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: the recipe interpolates; run its 'interpolate' step first")
+        return st, path
+    return st, run / folder / "best.weights.h5"
+
+
+def interpolate_step(recipe: Recipe, run: Path, pack_dir: Path, limit_val: int = 0) -> dict:
+    """WiSE-FT: score each alpha of the recipe on validation, save the best mixture (see the module docstring)."""
+    folder, st, _ = winner(run, recipe, recipe.stages[-1])
+    if not st.init:
+        raise ValueError(f"{recipe.path}: interpolate needs a last stage that starts from a model (init)")
+    the_pack = pack.read(pack_dir)
+    _, _, (ck_x, ck_y) = fit.training_set(the_pack, st)
+    val = (the_pack.valid[:limit_val], the_pack.valid_labels[:limit_val]) if limit_val else \
+        (the_pack.valid, the_pack.valid_labels)
+    val_deg = fit.degraded_copy(val[0], fit.Augment()) if st.degraded_weight else None
+    start_net, _ = fit.build(st)
+    fit.uncorrect_start(start_net, st, the_pack.prior)       # the very weights training started from
+    start = start_net.get_weights()
+    net = fit.load_net(st, run / folder / "best.weights.h5")
+    tuned = net.get_weights()
+    rows = []
+    alphas = sorted(set(recipe.interpolate["alphas"]) | {0.0})       # the start is the yardstick
+    for alpha in alphas:
+        net.set_weights([(1.0 - alpha) * a + alpha * b for a, b in zip(start, tuned)])
+        rows.append({"alpha": float(alpha), **fit.stage_score(net, st, val, (ck_x, ck_y), val_deg)})
+        r = rows[-1]
+        print(f"interpolate alpha {alpha:.2f}: FER+ val {r['val_acc']:.4f} CK+ val {r['ck_val_acc']:.4f}"
+              + (f" degraded {r['val_degraded_acc']:.4f}" if r["val_degraded_acc"] is not None else "")
+              + f" score {r['score']:.4f}", flush=True)
+    floor = rows[0]["val_acc"] - float(recipe.interpolate.get("max_valid_drop", 0.0))
+    eligible = [r for r in rows if r["val_acc"] >= floor - 1e-9]
+    best = max(eligible, key=lambda r: r["score"])
+    net.set_weights([(1.0 - best["alpha"]) * a + best["alpha"] * b for a, b in zip(start, tuned)])
+    net.save_weights(run / INTERPOLATED)
+    chosen = {"from": folder, "start": str(st.init), "rows": rows, "alpha": best["alpha"], "best": best,
+              "rule": "best stage score (FER+ validation + ck_weight x held-out CK+ + degraded_weight x degraded "
+                      f"FER+ validation) among the alphas with FER+ validation >= the start's - max_valid_drop "
+                      f"({floor:.4f})"}
+    (run / "interpolate.json").write_text(json.dumps(chosen, indent=2))
+    print(f"interpolate: alpha {best['alpha']} (score {best['score']:.4f}) -> {run / INTERPOLATED}", flush=True)
+    return chosen
+
+
 def choose_prior(recipe: Recipe, run: Path, data_dir: Path, net) -> dict:
     """tau: best on the odd-numbered Taiwanese performers, within prior.floor of tau 0 on FER+ validation."""
     from models import ferplus, taiwanese
@@ -203,9 +270,9 @@ def export_step(recipe: Recipe, run: Path, data_dir: Path, tau: float) -> dict[s
     from models import export
     from models.card import base_card
 
-    last = recipe.stages[-1]
-    folder, st, _row = winner(run, recipe, last)
-    net = fit.load_net(st, run / folder / "best.weights.h5")
+    st, weights = final_weights(recipe, run)
+    folder = weights.parent.name if weights.name == "best.weights.h5" else weights.name
+    net = fit.load_net(st, weights)
     if tau:
         export.fold_prior_correction(net, tau, data_dir)
     model = export.inference_model(net, ("id",))
@@ -232,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=ferplus.default_data_dir(), help="shared data folder (../shared/data)")
     p.add_argument("--teachers", type=Path, default=None, help="folder with the teacher files (else fetched, pinned)")
     p.add_argument("--pack", type=Path, default=None, help="training pack folder (default RUN/pack; built if missing)")
-    p.add_argument("--steps", default="pack,stages,prior,export", help=f"comma-separated, of {', '.join(STEPS)}")
+    p.add_argument("--steps", default="pack,stages,interpolate,prior,export", help=f"comma-separated, of {', '.join(STEPS)}")
     p.add_argument("--ship", action="store_true", help="also evaluate, write the card and install into edge/model/")
     p.add_argument("--resume", action="store_true", help="continue a killed run from its last finished epoch")
     p.add_argument("--time-budget", type=float, default=0.0, metavar="MINUTES",
@@ -270,11 +337,12 @@ def main(argv: list[str] | None = None) -> int:
                      limit_val=args.val_limit)
         if args.only:
             return 0
+    if "interpolate" in steps and recipe.interpolate and not (args.resume and (run / INTERPOLATED).exists()):
+        interpolate_step(recipe, run, pack_dir, limit_val=args.val_limit)
     tau = args.tau
     if "prior" in steps and tau is None:
-        last = recipe.stages[-1]
-        folder, st, _ = winner(run, recipe, last)
-        chosen = choose_prior(recipe, run, args.data, fit.load_net(st, run / folder / "best.weights.h5"))
+        st, weights = final_weights(recipe, run)
+        chosen = choose_prior(recipe, run, args.data, fit.load_net(st, weights))
         (run / "prior.json").write_text(json.dumps(chosen, indent=2))
         tau = chosen["tau"]
     elif tau is None and (run / "prior.json").exists():

@@ -154,3 +154,48 @@ def test_gpu_collect_and_unpack_make_a_finished_run(tmp_path):
     gpu_prep.unpack(out, here)
     assert (here / "student@1" / "best.weights.h5").read_bytes() == b"weights"
     assert json.loads((here / "student@1" / "log.json").read_text())["finished"]
+
+
+def test_interpolation_mixes_the_start_and_the_tuned_weights_and_picks_on_validation(tmp_path):
+    """WiSE-FT step: alpha 0 is the start model, 1 the tuned one, the saved mixture is the best-scored alpha."""
+    from models import fit
+
+    packdir = synthetic_pack(tmp_path / "pack")
+    the_pack = pack.read(packdir)
+    base = recipe.load(_write(tmp_path / "base.yaml", TINY.replace("epochs: 3", "epochs: 1")))
+    fit.run_stage(base.stages[0], the_pack, tmp_path / "base", seed=3, workers=1)
+    start_file = tmp_path / "base" / "best.weights.h5"
+    tuned_text = TINY.replace("    epochs: 3", f"    epochs: 2\n    init: {start_file}") + \
+        "interpolate: {alphas: [0, 0.5, 1]}\n"
+    r = recipe.load(_write(tmp_path / "tuned.yaml", tuned_text))
+    run = tmp_path / "run"
+    st = r.stages[0]
+    fit.run_stage(st, the_pack, run / st.name, seed=3, workers=1)
+    chosen = recipe.interpolate_step(r, run, packdir)
+    rows = {row["alpha"]: row for row in chosen["rows"]}
+    start_net, tuned_net = fit.load_net(st, start_file), fit.load_net(st, run / st.name / "best.weights.h5")
+    val = (the_pack.valid, the_pack.valid_labels)
+    assert rows[0.0]["val_acc"] == fit.accuracy(start_net, *val)
+    assert rows[1.0]["val_acc"] == fit.accuracy(tuned_net, *val)
+    eligible = [row for row in chosen["rows"] if row["val_acc"] >= rows[0.0]["val_acc"]]   # max_valid_drop 0
+    assert chosen["best"]["score"] == max(row["score"] for row in eligible)
+    a = chosen["alpha"]
+    mixed = fit.load_net(st, run / recipe.INTERPOLATED).get_weights()
+    expected = [(1 - a) * x + a * y for x, y in zip(start_net.get_weights(), tuned_net.get_weights())]
+    assert all(np.allclose(m, e, atol=1e-6) for m, e in zip(mixed, expected))
+    assert recipe.final_weights(r, run) == (st, run / recipe.INTERPOLATED)      # what prior and export use
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("interpolate: {alphas: [0.5, 2]}\n", "each alpha between 0"),
+    ("interpolate: {alpha: 0.5}\n", "give {alphas"),
+    ("interpolate: {alphas: [0.5]}\n", "starts from a model"),
+])
+def test_interpolation_errors_name_the_file(tmp_path, extra, message):
+    with pytest.raises(ValueError, match=message):
+        recipe.load(_write(tmp_path / "r.yaml", TINY + extra))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
