@@ -32,7 +32,7 @@ from models.card import training_prior  # noqa: E402
 from models.taiwanese import load_photos, photo_predictions, taiwan_figures, tune_prior  # noqa: E402
 
 REFERENCE_1_0 = REPO / "models" / "reference" / "1.0.0" / "fer_emotion_int8.tflite"
-#: 1.0.0's card predates the MAC count: models.student.count_macs(models.train.build_backbone()) is
+#: 1.0.0's card predates the MAC count: models.student.count_macs(models.studies.train_v1.build_backbone()) is
 #: 117,450,752 per view, and its graph runs 4 views of each face.
 MACS_1_0 = {"23203b82ff3c17763f2871c06b1d0206808d94b1a9811029ef847a0fbd109859": 4 * 117_450_752}
 

@@ -78,7 +78,7 @@ class Study:
         """``net``'s output averaged over the shipped graph's four test-time views."""
         import tensorflow as tf
 
-        from models.select_tta import view
+        from models.export import view
 
         t = tf.constant(x[..., None].astype(np.float32))
         return sum(net.predict(view(t, v), batch_size=512, verbose=0) for v in VIEWS) / len(VIEWS)
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--face-mesh", type=Path, help="MediaPipe face_landmark.tflite: also run section 7")
     args = p.parse_args(argv)
     if not args.keras.is_file():
-        print(f"accuracy_study: {args.keras} not found (train with python -m models.train first)", file=sys.stderr)
+        print(f"accuracy_study: {args.keras} not found (train with python -m models.studies.train_v1 first)",
+              file=sys.stderr)
         return 2
     if args.face_mesh and not args.face_mesh.is_file():
         print(f"accuracy_study: {args.face_mesh} not found", file=sys.stderr)
@@ -208,7 +209,7 @@ def adabn(st: Study) -> None:
     """Section 6: batch-norm statistics re-estimated on the tune half's crops (AdaBN, no labels)."""
     import tensorflow as tf
 
-    from models.select_tta import view
+    from models.export import view
 
     print("6. AdaBN: batch-norm statistics from the tune half's crops (unlabelled), test half scored")
     print(f"   before  {st.halves(st.averaged(st.model, st.base), 0)}")

@@ -272,8 +272,8 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
         "initialised_from": log["args"]["init"] if warm else "random (trained from scratch)",
         "macs_per_face": student["macs_per_face"],
         "training": {
-            "code": "models/distill.py (python -m models.distill), teachers models/teachers.py, CK+ models/ckplus.py, "
-                    "student models/student.py, export models/export.py, card models/card.py",
+            "code": "models/studies/distill.py (python -m models.studies.distill), teachers models/teachers.py, "
+                    "CK+ models/ckplus.py, student models/student.py, export models/export.py, card models/card.py",
             "data": [f"FER+ train split: {data['ferplus_train']} faces (vote distributions)",
                      (f"CK+: {data['ckplus_train_faces']} faces of {data['ckplus_train_subjects']} subjects "
                      f"(reframed to FER+ framing, x{data['ckplus_repeat']} per epoch); "
@@ -287,13 +287,14 @@ def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:
                          f"{log['args']['ck_weight']} x held-out CK+ accuracy (the FER+ test split and the Taiwanese "
                          "photographs are never used for training or selection)",
             "weight_interpolation": {k: soup[k] for k in ("start", "chosen_alpha", "chosen_tau", "rule")} | {
-                "note": "weights = (1 - alpha) x the start's + alpha x the fine-tuned run's (models/soup.py, "
-                        "WiSE-FT); alpha and tau are the only settings chosen on Taiwanese photographs, on the "
-                        "odd-numbered performers only"} if soup else "none",
+                "note": "weights = (1 - alpha) x the start's + alpha x the fine-tuned run's "
+                        "(models/studies/soup.py, WiSE-FT); alpha and tau are the only settings chosen on "
+                        "Taiwanese photographs, on the odd-numbered performers only"} if soup else "none",
             "prior_correction_in_graph": tau,
             "prior_correction_note": "the output bias includes -tau*log(class_prior) (the runtime's "
                                      "model.prior_correction, built in); tau chosen on the odd-numbered Taiwanese "
-                                     "performers only (bench/accuracy.py --tune-prior, or with alpha by models/soup.py --tune-on-odd)"
+                                     "performers only (bench/accuracy.py --tune-prior, or with alpha by "
+                                     "models/studies/soup.py --tune-on-odd)"
                                      if tau else "none",
             "args": log["args"],
             "class_prior": training_prior(data_dir),

@@ -4,9 +4,10 @@
 
 Writes ``model_int8.tflite`` and ``model_float.tflite`` into the run folder. The int8 model has
 integer input and output; its representative dataset is drawn from FER+ *training* images.
-The exported graph averages the logits of several views of each face (test-time augmentation
-chosen on validation by models.select_tta: mirror image, centre zoom), inside the model, so the
-runtime needs nothing extra. ``--ship`` then evaluates and copies the int8 model with its card into edge/model/.
+The exported graph can average the logits of several views of each face (test-time augmentation:
+mirror image, centre zoom; 1.0.0's four were chosen on validation by models.studies.select_tta,
+2.0 and 3.0 have one view) inside the model, so the runtime needs nothing extra. ``--ship`` then
+evaluates and copies the int8 model with its card into edge/model/.
 """
 from __future__ import annotations
 
@@ -22,16 +23,40 @@ from models.card import base_card
 
 INPUT_SIZE = 48
 
+#: Test-time view sets a graph can average (models.studies.select_tta chose 1.0.0's on validation;
+#: 2.0 and 3.0 have one view, "none"): name -> the views, each one of ``view``'s names.
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "none": ("id",),
+    "flip": ("id", "flip"),
+    "flip-zoom44": ("id", "flip", "zoom44", "zoom44-flip"),
+    "flip-zoom42": ("id", "flip", "zoom42", "zoom42-flip"),
+    "flip-zoom40": ("id", "flip", "zoom40", "zoom40-flip"),
+}
+
+
+def view(x, name: str):
+    """One view of a batch of 48x48 faces (NHWC, float), as a TensorFlow op that converts to TFLite.
+
+    ``id``, ``flip`` (mirror), ``zoomC`` (the centre CxC pixels resized to 48x48) and ``zoomC-flip``.
+    """
+    import tensorflow as tf
+
+    flip = name.endswith("flip") and name != "id"
+    base = name.removesuffix("-flip") if name != "flip" else "id"
+    if base.startswith("zoom"):
+        c = int(base[4:])
+        o = (INPUT_SIZE - c) // 2
+        x = tf.image.resize(x[:, o:o + c, o:o + c, :], (INPUT_SIZE, INPUT_SIZE), method="bilinear")
+    return x[:, :, ::-1, :] if flip else x
+
 
 def inference_model(backbone, views: tuple[str, ...]):
     """Wrap the logits backbone: average the logits of the given views of each face, then softmax.
 
-    The views (see models.select_tta) are stacked in one batch, so the weights exist once in the
+    The views (``view``'s names) are stacked in one batch, so the weights exist once in the
     file; any batch size is accepted.
     """
     import tensorflow as tf
-
-    from models.select_tta import view
 
     inp = tf.keras.Input((INPUT_SIZE, INPUT_SIZE, 1), name="pixels")
     if len(views) == 1 and views[0] == "id":
@@ -90,13 +115,11 @@ def fold_prior_correction(backbone, tau: float, data_dir: Path) -> None:
 def export_run(run: Path, data_dir: Path, tta: str | None = None, prior_correction: float = 0.0) -> dict[str, Path]:
     """Convert ``run/best.keras`` to ``run/model_int8.tflite`` and ``run/model_float.tflite``.
 
-    ``tta``: a models.select_tta candidate; None takes ``run/tta.json`` (written by select_tta)
+    ``tta``: a CANDIDATES name; None takes ``run/tta.json`` (written by models.studies.select_tta)
     where it exists, else the mirror averaging if validation preferred it during training.
     ``prior_correction``: tau folded into the output bias (see fold_prior_correction); 0: none.
     """
     import tensorflow as tf
-
-    from models.select_tta import CANDIDATES
 
     log = json.loads((run / "train_log.json").read_text())
     if tta is None:
@@ -125,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", default="models/runs/main", type=Path)
     p.add_argument("--data", default=ferplus.default_data_dir(), type=Path)
     p.add_argument("--tta", default="auto", help="test-time views baked into the graph: auto (run/tta.json from "
-                   "models.select_tta) or a candidate name (none, flip, flip-zoom42, ...)")
+                   "models.studies.select_tta) or a candidate name (none, flip, flip-zoom42, ...)")
     p.add_argument("--prior-correction", type=float, default=0.0, metavar="TAU",
                    help="fold a prior correction of this strength into the output bias (chosen on the "
                         "odd-numbered Taiwanese performers by bench/accuracy.py --tune-prior)")

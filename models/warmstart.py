@@ -1,7 +1,7 @@
 """Start a student from a float TFLite emotion model (the 1.0.0 reference), not from random weights.
 
-The 1.0.0 network (models.train.build_backbone, widths 32-64-128-256) survives only as its float
-.tflite, whose converter folded each BatchNormalization into its convolution's kernel and bias and
+The 1.0.0 network (models.studies.train_v1.build_backbone, widths 32-64-128-256) survives only as
+its float .tflite, whose converter folded each BatchNormalization into its convolution's kernel and bias and
 the input Rescaling into the first kernel. ``student_from_tflite`` rebuilds that network without
 batch normalisation (models.student.build_student(batchnorm=False)) and loads the folded weights,
 so one view of it computes what one view of the reference computed: fine-tuning then starts from

@@ -36,7 +36,7 @@ def test_ckplus_split_keeps_each_subject_on_one_side():
 
 
 def test_mixup_keeps_shapes_and_mixes_faces_and_targets_with_one_weight():
-    from models.distill import mixup
+    from models.studies.distill import mixup
 
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (16, 48, 48)).astype(np.float32)
@@ -56,7 +56,8 @@ def test_mixup_keeps_shapes_and_mixes_faces_and_targets_with_one_weight():
 def test_teacher_without_a_class_does_not_push_it_down():
     """A's silence about disgust must not teach 'not disgust': its loss ignores the classes it lacks."""
     tf = pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
-    from models import distill, ferplus, teachers
+    from models import ferplus, teachers
+    from models.studies import distill
 
     loss = distill.make_loss(distill.parse_weights("A=1"), ck_vote_weight=1.0)
     y = np.zeros((1, len(distill.SOURCES), 8), np.float32)
@@ -79,7 +80,7 @@ def test_tiny_distillation_run_gives_loadable_int8_model(tmp_path):
     if not (TEACHERS / "README.md").exists():
         pytest.skip(f"teachers not found: {TEACHERS}")
     run, cache = tmp_path / "run", tmp_path / "cache"
-    cmd = [sys.executable, "-m", "models.distill", "--out", str(run), "--teachers", str(TEACHERS),
+    cmd = [sys.executable, "-m", "models.studies.distill", "--out", str(run), "--teachers", str(TEACHERS),
            "--cache", str(cache), "--epochs", "1", "--limit", "200", "--val-limit", "200", "--batch", "64",
            "--weights", "votes=0.4,A=0.2,B=0.2,ref=0.2"]
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -141,7 +142,7 @@ def test_warm_start_refuses_a_file_without_convolutions(tmp_path):
 
 
 def test_weight_interpolation_ends_are_the_two_models():
-    from models.soup import mix
+    from models.studies.soup import mix
 
     start, tuned = [np.zeros((2, 2)), np.ones(3)], [np.ones((2, 2)), np.full(3, 3.0)]
     assert all(np.array_equal(a, b) for a, b in zip(mix(start, tuned, 0.0), start))
@@ -150,7 +151,7 @@ def test_weight_interpolation_ends_are_the_two_models():
 
 
 def test_soup_refuses_a_run_not_started_from_a_float_model(tmp_path):
-    from models.soup import soup
+    from models.studies.soup import soup
 
     (tmp_path / "train_log.json").write_text(json.dumps({"args": {"init": None}}))
     with pytest.raises(ValueError, match="not started from a float .tflite"):
@@ -158,7 +159,7 @@ def test_soup_refuses_a_run_not_started_from_a_float_model(tmp_path):
 
 
 def test_frontier_offsets_raise_the_tuning_accuracy_only_above_the_floor():
-    from models.frontier import accuracy, fit_offsets
+    from models.studies.frontier import accuracy, fit_offsets
 
     rng = np.random.default_rng(0)
     # the same kind of scores, labelled 1 in the tuning set and 0 in validation: a bias towards

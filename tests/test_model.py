@@ -147,7 +147,7 @@ def test_tiny_training_run_exports_loadable_int8_model(tmp_path):
     require_shared("ferplus", "ferplus_train.npz")
     pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
     run = tmp_path / "run"
-    out = subprocess.run([sys.executable, "-m", "models.train", "--out", str(run), "--epochs", "1",
+    out = subprocess.run([sys.executable, "-m", "models.studies.train_v1", "--out", str(run), "--epochs", "1",
                           "--limit", "320", "--batch", "32", "--val-limit", "300"],
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -170,12 +170,12 @@ def test_fine_tune_options_keep_one_calibrated_output(tmp_path):
     small steps of one tiny epoch, not by log(prior))."""
     require_shared("ferplus", "ferplus_train.npz")
     tf = pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
-    from models.train import build_backbone
+    from models.studies.train_v1 import build_backbone
 
     start = tmp_path / "start.keras"
     build_backbone().save(start)
     run = tmp_path / "run"
-    out = subprocess.run([sys.executable, "-m", "models.train", "--out", str(run), "--epochs", "1", "--limit", "128",
+    out = subprocess.run([sys.executable, "-m", "models.studies.train_v1", "--out", str(run), "--epochs", "1", "--limit", "128",
                           "--batch", "32", "--val-limit", "100", "--lr", "1e-5", "--no-export", "--init", str(start),
                           "--logit-adjust", "1", "--aux-presence", "1"],
                          cwd=REPO, capture_output=True, text=True, timeout=600)

@@ -13,6 +13,8 @@
   IoU (edge/geometry.py), the stage list (edge/timing.py);
 - no test file imports bench/ code, nor hands it to a child process (``python -c`` code, ``-m bench.x``):
   what tests and benchmarks share lives in tests/helpers/, and the benchmarks import it from there.
+- the main path of a new model (models/ outside models/studies/: ``python -m models.train --recipe FILE``)
+  does not import models/studies/ (earlier models' trainers, diagnostics), nor hand it to a child process.
 """
 from __future__ import annotations
 
@@ -338,3 +340,64 @@ def test_the_bench_check_finds_imports_and_child_process_code():
     fine = ('from tests.helpers.broker import Broker\nSCRIPT = "bench/face_size.py"\n'
             'DOC = "benchmarks in bench/ import the helpers"\nfrom benchmarks import x\n')
     assert _bench_uses(fine, "sample.py") == []
+
+
+#: The main path of a new model (``python -m models.train --recipe FILE``, models/README.md); every other
+#: module of models/ outside models/studies/ is held to the same rule.
+MAIN_PATH = ("models.recipe", "models.fit", "models.pack", "models.augment", "models.teachers", "models.export",
+             "models.card", "models.student", "models.warmstart", "models.ferplus", "models.ckplus",
+             "models.taiwanese", "models.evaluate", "models.gpu_prep", "models.train")
+STUDIES = "models.studies"
+#: a whole dotted studies module name in a string: ``python -m models.studies.x`` argv, importlib
+STUDIES_IN_STRING = re.compile(r"^models\.studies(\.\w+)*$")
+
+
+def _studies_uses(source: str, name: str, package: str = "models") -> list[str]:
+    """Where ``source`` (a module of ``package``) imports models/studies/ or names a studies module in a string."""
+    found = []
+    for node in ast.walk(ast.parse(source, name)):
+        modules = []
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:                                   # from .studies import x / from . import studies
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            modules = [f"{base}.{a.name}" for a in node.names]   # from models import studies -> models.studies
+        found += [f"{name}:{node.lineno} imports {m}" for m in modules if _under(m, (STUDIES,))]
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and STUDIES_IN_STRING.match(node.value):
+            found.append(f"{name}:{node.lineno} names {node.value!r} for a child process or importlib")
+    return found
+
+
+def test_the_main_path_of_models_does_not_use_the_studies():
+    assert STUDIES in MODULES and all(m in MODULES for m in MAIN_PATH), "models/ moved: update MAIN_PATH"
+    main_path = sorted(n for n in MODULES if _under(n, ("models",)) and not _under(n, (STUDIES,)))
+    assert set(MAIN_PATH) <= set(main_path)
+    found = []
+    for n in main_path:
+        package = n if MODULES[n].name == "__init__.py" else n.rpartition(".")[0]   # for relative imports
+        found += _studies_uses(MODULES[n].read_text(), str(MODULES[n].relative_to(REPO)), package)
+    assert not found, ("the main path of models/ uses models/studies/ (move the helper into the main-path module "
+                       "and import it from there in the study):\n" + "\n".join(found))
+
+
+def test_the_studies_check_finds_imports_and_child_process_names():
+    bad = {
+        "from models.studies.distill import accuracy\n": "imports models.studies.distill.accuracy",
+        "from models.studies import select_tta\n": "imports models.studies.select_tta",
+        "from models import export, studies\n": "imports models.studies",
+        "def f():\n    import models.studies.soup\n": "imports models.studies.soup",
+        "from .studies.train_v1 import build_backbone\n": "imports models.studies.train_v1.build_backbone",
+        "from . import studies\n": "imports models.studies",
+        'CMD = [sys.executable, "-m", "models.studies.train_v1"]\n': "names 'models.studies.train_v1'",
+        'mod = importlib.import_module("models.studies")\n': "names 'models.studies'",
+    }
+    for source, expected in bad.items():
+        found = _studies_uses(source, "sample.py")
+        assert len(found) == 1 and expected in found[0], (source, found)
+    fine = ('from models import export, fit\nfrom models.export import view\nimport studies\n'
+            'CODE = "models/studies/distill.py (python -m models.studies.distill)"\n'
+            'HELP = "1.0.0: python -m models.studies.train_v1"\n')
+    assert _studies_uses(fine, "sample.py") == []

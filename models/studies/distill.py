@@ -1,6 +1,6 @@
-"""Train the 2.0 student: FER+ votes + teachers' soft labels + CK+, selected on FER+ and CK+ validation.
+"""Train the 2.0 student (2.0.0's trainer): FER+ votes + teachers' soft labels + CK+, selected on validation.
 
-    python -m models.distill --teachers ../shared/teachers --out models/runs/v2 --epochs 30
+    python -m models.studies.distill --teachers ../shared/teachers --out models/runs/v2 --epochs 30
 
 Targets per face are several distributions, each with its own weight in the loss:
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from models import ckplus, ferplus, teachers
 from models.student import DEFAULT_WIDTHS, build_student, count_macs
-from models.train import build_augmenter, random_erase, start_run
+from models.studies.train_v1 import build_augmenter, random_erase, start_run
 from models.warmstart import student_from_tflite
 
 SOURCES = ("votes", "A", "B", "ref")

@@ -1,13 +1,13 @@
 """How far a fine-tune's weight line can go on the photographs while FER+ validation stays above a floor.
 
-    python -m models.frontier --run models/runs/w2 --floors 0.8261,0.843
+    python -m models.studies.frontier --run models/runs/w2 --floors 0.8261,0.843
 
 A diagnostic for issue 18 (never used to choose a shipped setting). For each mixture weight alpha
-of the run's line (models.soup: 0 = the float model it started from, 1 = the fine-tuned one) and
-each FER+ validation floor, it prints the best accuracy on the odd-numbered Taiwanese performers
-reachable
+of the run's line (models.studies.soup: 0 = the float model it started from, 1 = the fine-tuned
+one) and each FER+ validation floor, it prints the best accuracy on the odd-numbered Taiwanese
+performers reachable
 
-- with the one prior-correction strength tau (what models.soup and the shipped model use), and
+- with the one prior-correction strength tau (what models.studies.soup and the shipped model use), and
 - with eight per-class score offsets fitted on the odd performers by coordinate ascent from that
   tau: far more freedom than the "handful of scalar settings" the issue allows, so an upper bound
   of what any choice of output biases can buy,
@@ -28,7 +28,8 @@ import numpy as np
 from edge.classify import prior_weights
 from models import ferplus, taiwanese
 from models.card import training_prior
-from models.soup import KerasScores, mix
+from models.fit import KerasScores
+from models.studies.soup import mix
 from models.warmstart import student_from_tflite
 
 STEPS = (-1.0, -0.5, -0.25, -0.1, 0.1, 0.25, 0.5, 1.0)

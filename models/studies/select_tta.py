@@ -1,10 +1,11 @@
 """Choose the test-time augmentation baked into the exported graph, on the FER+ validation split.
 
-    python -m models.select_tta --run models/runs/main
+    python -m models.studies.select_tta --run models/runs/main
 
 Scores the trained float model on validation with each candidate (mirror image, centre zoom,
 shifts), prints a table and writes the best to ``run/tta.json``, which models.export reads.
-The test split is not read.
+The test split is not read. 1.0.0's step (models.studies.train_v1 runs it); the candidates and
+the views are models.export's, which builds them into the graph.
 """
 from __future__ import annotations
 
@@ -16,38 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from models import ferplus
-
-#: candidate -> the views averaged (see models.export.VIEWS)
-CANDIDATES: dict[str, tuple[str, ...]] = {
-    "none": ("id",),
-    "flip": ("id", "flip"),
-    "flip-zoom44": ("id", "flip", "zoom44", "zoom44-flip"),
-    "flip-zoom42": ("id", "flip", "zoom42", "zoom42-flip"),
-    "flip-zoom40": ("id", "flip", "zoom40", "zoom40-flip"),
-}
-
-
-def view(x, name: str):
-    """One view of a batch of 48x48 faces (NHWC, float), as a TensorFlow op that converts to TFLite."""
-    import tensorflow as tf
-
-    flip = name.endswith("flip") and name != "id"
-    base = name.removesuffix("-flip") if name != "flip" else "id"
-    if base.startswith("zoom"):
-        c = int(base[4:])
-        o = (48 - c) // 2
-        x = tf.image.resize(x[:, o:o + c, o:o + c, :], (48, 48), method="bilinear")
-    return x[:, :, ::-1, :] if flip else x
+from models.export import CANDIDATES, view
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tensorflow as tf
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default="models/runs/main", type=Path)
     p.add_argument("--data", default=ferplus.default_data_dir(), type=Path)
     p.add_argument("--limit", type=int, default=0, help="first N validation faces only (smoke runs)")
     args = p.parse_args(argv)
+    import tensorflow as tf   # after the options: --help needs no TensorFlow
+
     model = tf.keras.models.load_model(args.run / "best.keras")
     x, y = ferplus.majority_subset(ferplus.load_split("valid", args.data))
     if args.limit:

@@ -1,6 +1,6 @@
 """Interpolate a fine-tuned run's weights with the float model it started from (WiSE-FT).
 
-    python -m models.soup --run models/runs/w1 --out models/runs/w1s
+    python -m models.studies.soup --run models/runs/w1 --out models/runs/w1s
 
 A run started from a float .tflite (``distill --init X.tflite``, models.warmstart) sits in the same
 basin as that model, so the straight line between the two weight sets is a family of models: at
@@ -26,7 +26,7 @@ import numpy as np
 
 from models import ckplus, ferplus, taiwanese
 from models.card import training_prior
-from models.distill import accuracy
+from models.studies.distill import accuracy
 from models.fit import KerasScores
 from models.warmstart import student_from_tflite
 

@@ -1,11 +1,12 @@
-"""Train the fer-edge emotion CNN on FER+ vote distributions and export it to int8 TFLite.
+"""1.0.0's trainer: the emotion CNN from scratch on FER+ vote distributions, exported to int8 TFLite.
 
-One command from scratch (see models/README.md)::
+    python -m models.studies.train_v1 --out models/runs/main --epochs 30
 
-    python -m models.train --out models/runs/main --epochs 30
-
+(``python -m models.train`` without ``--recipe`` until issue 28; same options.) Kept to reproduce
+1.0.0 (models/reference/1.0.0/); a new model comes from ``python -m models.train --recipe FILE``.
 Selects the epoch by majority-protocol accuracy on the FER+ *validation* split (the test split
-is never read here), then calls models.export to write the int8 model, and writes a training log.
+is never read here), then chooses the test-time views (models.studies.select_tta) and calls
+models.export to write the int8 model, and writes a training log.
 """
 from __future__ import annotations
 
@@ -219,17 +220,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if any(a == "--recipe" or a.startswith("--recipe=") for a in argv):   # the one-command recipes (3.0 on)
-        from models import recipe
-
-        return recipe.main(argv)
     args = parse_args(argv)
     log = train(args)
     print(f"best epoch {log['best']['epoch']}: val {log['best']['val_acc']:.4f} "
           f"val+flip {log['best']['val_acc_flip']:.4f}")
     if not args.no_export:
-        from models import export, select_tta
+        from models import export
+        from models.studies import select_tta
 
         select_tta.main(["--run", str(args.out), "--data", str(args.data), "--limit", str(args.val_limit)])
         export.main(["--run", str(args.out), "--data", str(args.data)])
