@@ -83,9 +83,11 @@ class MqttSink:
         self._ever_connected = False
         self._qos0_lost = False
         # one line per interval and kind of trouble, however often paho retries
-        self._log_unreachable, self._log_lost = (LogEvery(log, cfg.log_interval_s, logging.WARNING) for _ in "ab")
-        self._log_refused, self._log_queue, self._log_duplicate = (LogEvery(log, cfg.log_interval_s, logging.ERROR)
-                                                                   for _ in "abc")
+        self._log_unreachable = LogEvery(log, cfg.log_interval_s, logging.WARNING)
+        self._log_refused = LogEvery(log, cfg.log_interval_s, logging.ERROR)
+        self._log_lost = LogEvery(log, cfg.log_interval_s, logging.WARNING)
+        self._log_queue = LogEvery(log, cfg.log_interval_s, logging.ERROR)
+        self._log_duplicate = LogEvery(log, cfg.log_interval_s, logging.ERROR)
         self._first_connection = True          # the retained status seen on it is an earlier run's
         self.client_id = default_client_id(cfg, device)
         self._rename_to: str | None = None     # set in paho's thread, carried out by the sender thread
@@ -96,7 +98,7 @@ class MqttSink:
         if queue.depth:
             log.info("MQTT: %d events from before the last stop are queued and will be sent first", queue.depth)
 
-    def _start_client(self, client_id: str) -> paho.Client:
+    def _start_client(self, client_id: str) -> None:
         """Make this sink's client a new paho client under ``client_id`` and let it connect in its own thread."""
         client = make_client(self.cfg, self.device, self.topics, self.instance, client_id=client_id)
         client.message_callback_add(self.topics.status, self._on_status)
@@ -111,7 +113,6 @@ class MqttSink:
             self.client = client
         client.connect_async(self.cfg.host, self.port, self.cfg.keepalive_s, properties=connect_properties(self.cfg))
         client.loop_start()
-        return client
 
     def _switch_client(self, client_id: str) -> None:
         """Sender thread: go on with a new client under ``client_id``; what was in flight is sent again.
@@ -157,9 +158,7 @@ class MqttSink:
                 self.enqueue_errors += len(out)
                 self._log_queue("%s (%d events could not be queued since start)", exc, self.enqueue_errors)
         if out or changed:
-            with self._cond:
-                self._wake = True
-                self._cond.notify()
+            self._wake_sender()
 
     def stats(self) -> dict[str, Any]:
         """The publisher's part of the stats message: queue and connection."""
@@ -186,9 +185,7 @@ class MqttSink:
     def set_cameras(self, current: list[str], removed: list[str]) -> None:
         """The cameras the service runs now: removed ones lose their retained state and Home Assistant entities."""
         self.state.set_cameras(current, removed)
-        with self._cond:
-            self._wake = True
-            self._cond.notify()
+        self._wake_sender()
 
     def publish_stats(self, stats: dict[str, Any]) -> dict[str, Any]:
         """Publish a health report (retained, QoS 0; skipped while disconnected) and return it.
@@ -326,10 +323,9 @@ class MqttSink:
                 # Both processes would keep taking the shared client id from each other (the broker
                 # disconnects the older connection): the sender thread goes on with a client of its own id.
                 client_id = f"{client_id}-{self.instance}"
-                with self._cond:
+                with self._cond:    # the sender takes and clears it under the lock
                     self._rename_to = client_id
-                    self._wake = True
-                    self._cond.notify()
+                self._wake_sender()
             self._log_duplicate("MQTT: %s", self.duplicates.message(client_id))
             alarm = encode(self.duplicates.alarm())
             topic = self.topics.sub("duplicate")
@@ -345,12 +341,18 @@ class MqttSink:
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         if reason.is_failure:   # MQTT 5 only: the broker refused this message (e.g. ACL); retrying will not help
             log.error("MQTT broker refused message %d: %s", mid, reason)
-        with self._cond:
+        with self._cond:    # one lock per acknowledgement: the sender swaps the deque under it
             self._acks.append(mid)
             self._wake = True
             self._cond.notify()
 
     # ---- the sender thread ----
+
+    def _wake_sender(self) -> None:
+        """Have the sender thread look at the queue, the acknowledgements and the retained state now."""
+        with self._cond:
+            self._wake = True
+            self._cond.notify()
 
     def _send_loop(self) -> None:
         while True:
@@ -375,8 +377,7 @@ class MqttSink:
                 if self._connected:
                     self._send_state()
                     if self.delivery.fill(self._publish_event, lambda: self._connected):
-                        with self._cond:
-                            self._wake = True   # more may wait; look again once acknowledgements come
+                        self._wake_sender()     # more may wait; look again once acknowledgements come
             except Exception:   # keep the sender alive whatever happens; the events stay queued
                 log.exception("MQTT sender error; retrying")
                 time.sleep(0.5)
