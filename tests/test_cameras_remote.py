@@ -104,11 +104,10 @@ def test_remote_config_adds_changes_and_removes_cameras_on_probation(tmp_path: P
         broker.close()
 
 
-def test_home_assistant_and_retained_state_show_every_camera(tmp_path: Path) -> None:
-    """Discovery sensors (emotion, faces in view) and the retained state/<camera> of each camera of the device."""
+def lobby_and_kiosk(tmp_path: Path, device: str, **sections) -> tuple[Broker, ServiceProcess]:
+    """A broker and `fer-edge run` with Home Assistant on and two cameras: `lobby` (the demo), `kiosk` (the clip)."""
     video = str(require_shared("video", "single_face.mp4"))
     broker = Broker().start()
-    device = "cams2"
     path = write_config(tmp_path / "config.yaml", {
         "device": {"id": device},
         "cameras": [camera("lobby", "demo"), camera("kiosk", video)],
@@ -117,8 +116,15 @@ def test_home_assistant_and_retained_state_show_every_camera(tmp_path: Path) -> 
         "queue": {"path": str(tmp_path / "queue.db")},
         "homeassistant": {"enabled": True},
         "stats": {"interval_s": 1.0},
+        **sections,
     })
-    service = ServiceProcess(path, env={"STATE_DIRECTORY": str(tmp_path / "state")})
+    return broker, ServiceProcess(path, env={"STATE_DIRECTORY": str(tmp_path / "state")})
+
+
+def test_home_assistant_and_retained_state_show_every_camera(tmp_path: Path) -> None:
+    """Discovery sensors (emotion, faces in view) and the retained state/<camera> of each camera of the device."""
+    device = "cams2"
+    broker, service = lobby_and_kiosk(tmp_path, device)
     try:
         service.wait_ready()
         discovery = broker.subscribe_collect("homeassistant/sensor/#")
@@ -137,20 +143,9 @@ def test_home_assistant_and_retained_state_show_every_camera(tmp_path: Path) -> 
 
 def test_a_removed_camera_leaves_no_retained_state_or_home_assistant_entities(tmp_path: Path) -> None:
     """Removing a camera over remote config empties its retained state and discovery configs (HA removes it)."""
-    video = str(require_shared("video", "single_face.mp4"))
-    broker = Broker().start()
     device = "cams3"
-    path = write_config(tmp_path / "config.yaml", {
-        "device": {"id": device},
-        "cameras": [camera("lobby", "demo"), camera("kiosk", video)],
-        "detector": {"type": "haar"},
-        "mqtt": broker.mqtt_config(),
-        "queue": {"path": str(tmp_path / "queue.db")},
-        "homeassistant": {"enabled": True},
-        "service": {"remote_config": {"enabled": True, "probation_s": 4}},
-        "stats": {"interval_s": 1.0},
-    })
-    service = ServiceProcess(path, env={"STATE_DIRECTORY": str(tmp_path / "state")})
+    broker, service = lobby_and_kiosk(tmp_path, device,
+                                      service={"remote_config": {"enabled": True, "probation_s": 4}})
     pub = None
 
     def retained_topics() -> set[str]:
