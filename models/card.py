@@ -191,11 +191,10 @@ def install(card: dict, paths: dict[str, Path], cards: dict[str, dict], report) 
 REFERENCE_2_0 = MODELS_DIR / "reference" / "2.0.0" / "fer_emotion_int8.tflite"
 
 
-def ship_recipe(recipe, run: Path, paths: dict[str, Path], data_dir: Path, tau: float, chosen: tuple) -> dict:
-    """Evaluate a recipe run's models and install the int8 one with its card (3.0 on).
-
-    ``chosen``: (folder, stage, best epoch) of the last stage's winner (models.recipe.winner).
-    """
+def recipe_card(recipe, run: Path, paths: dict[str, Path], data_dir: Path, tau: float,
+                chosen: tuple) -> tuple[dict, dict[str, dict], object]:
+    """(the card a recipe run's int8 model ships with, its models' base cards, the int8 test report): every
+    figure measured on held-out data; nothing installed."""
     from dataclasses import asdict
 
     run = Path(run)
@@ -246,8 +245,40 @@ def ship_recipe(recipe, run: Path, paths: dict[str, Path], data_dir: Path, tau: 
         "previous": {"version": "2.0.0", "file": "models/reference/2.0.0/fer_emotion_int8.tflite",
                      "sha256": sha256_file(REFERENCE_2_0)},
     }
-    install(card, paths, cards, report)
-    return card
+    return card, cards, report
+
+
+#: The figures a reproduction is judged on: (label, path into the card, allowed difference in points or None).
+REPRODUCED = (("FER+ validation, float", ("accuracy", "valid_float", "accuracy"), 0.5),
+              ("FER+ validation, int8", ("accuracy", "valid_int8", "accuracy"), 0.5),
+              ("FER+ test, int8", ("accuracy", "test_int8", "accuracy"), None),
+              ("Taiwanese all", ("accuracy", "taiwanese", "all"), 1.5),
+              ("Taiwanese agreed", ("accuracy", "taiwanese", "agreed"), None),
+              ("Taiwanese even half", ("accuracy", "taiwanese", "even"), None),
+              ("latency / 1.0.0", ("latency_ms_per_face", "ratio_to_1.0.0"), None))
+
+
+def compare_cards(card: dict, shipped: dict) -> tuple[list[str], bool]:
+    """A table of ``card``'s figures beside ``shipped``'s, and whether every judged figure is within its bound."""
+    def get(c: dict, path: tuple):
+        for k in path:
+            c = c.get(k, {}) if isinstance(c, dict) else {}
+        return c if isinstance(c, (int, float)) else None
+
+    lines = [f"| figure | this run | shipped {shipped.get('version', '?')} | difference | bound |", "|---|---:|---:|---:|---|"]
+    ok = True
+    for label, path, bound in REPRODUCED:
+        a, b = get(card, path), get(shipped, path)
+        if a is None or b is None:
+            continue
+        pct = path[0] == "accuracy"
+        diff = 100 * (a - b) if pct else a - b
+        within = bound is None or abs(diff) <= bound + 1e-9
+        ok &= within
+        fmt = (lambda v: f"{100 * v:.2f}%") if pct else (lambda v: f"{v:.3f}")
+        lines.append(f"| {label} | {fmt(a)} | {fmt(b)} | {diff:+.2f}{' pt' if pct else ''} | "
+                     + (f"within {bound} pt: {'yes' if within else 'NO'}" if bound is not None else "reported") + " |")
+    return lines, ok
 
 
 def ship(run: Path, paths: dict[str, Path], data_dir: Path) -> dict:

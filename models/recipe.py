@@ -12,12 +12,18 @@ Steps, each skipped when its output exists and ``--resume`` is given:
    the last stage's winner mixed with those it started from, ``(1 - alpha) x start + alpha x
    tuned``; among the alphas whose FER+ validation accuracy is at most ``max_valid_drop`` below the
    start's (alpha 0: fine-tuning for degraded faces must not cost the clean ones), the one with the
-   best stage score (FER+, held-out CK+, degraded FER+ validation) wins and the later steps use it (Wortsman et al. 2022: fine-tuning keeps more of the
-   start's strengths this way; 2.0.0 was made so too);
-4. ``prior``: the prior-correction strength tau, the only scalar chosen on the odd-numbered
-   Taiwanese performers, among taus within ``prior.floor`` of tau 0 on FER+ validation;
+   best stage score (FER+, held-out CK+, degraded FER+ validation) wins and the later steps use it
+   (Wortsman et al. 2022: fine-tuning keeps more of the start's strengths this way). With
+   ``choose_on: odd_performers`` alpha is instead chosen together with tau: the best accuracy on the
+   odd-numbered Taiwanese performers among the (alpha, tau) within ``max_valid_drop`` of the start
+   on FER+ validation (2.0.0's rule; models/recipes/2.0.yaml);
+4. ``prior``: the prior-correction strength tau, chosen on the odd-numbered Taiwanese performers
+   among taus within ``prior.floor`` of tau 0 on FER+ validation (skipped where the interpolate
+   step chose it); alpha and tau are the only scalars the odd performers choose;
 5. ``export``: int8 and float TFLite with tau in the output bias (models.export);
-6. ``ship`` (with ``--ship``): evaluation on held-out data, the card, install into edge/model/.
+6. ``evaluate``: every card figure on held-out data into RUN/card.json, printed beside the shipped
+   model's card (the reproduction check: FER+ validation within 0.5 points, Taiwanese all within 1.5);
+7. ``ship`` (with ``--ship``): evaluate, then install the model and its card into edge/model/.
 
 The training stages run under any Keras 3 backend; export needs TensorFlow (the ``train`` extra).
 """
@@ -35,9 +41,12 @@ import yaml
 
 from models import fit, pack
 
-STEPS = ("pack", "stages", "interpolate", "prior", "export", "ship")
+STEPS = ("pack", "stages", "interpolate", "prior", "export", "evaluate", "ship")
 _TOP_KEYS = {"name", "version", "seed", "teachers", "stages", "interpolate", "prior", "export"}
 INTERPOLATED = "interpolated.weights.h5"     # in the run folder, written by the interpolate step
+#: How the interpolate step chooses alpha: on validation (the stage score), or together with the
+#: prior correction tau on the odd-numbered Taiwanese performers (2.0.0's rule).
+CHOOSE_ON = ("validation", "odd_performers")
 
 
 @dataclass
@@ -100,10 +109,12 @@ def load(path: Path) -> Recipe:
     interpolate = raw.get("interpolate")
     if interpolate is not None:
         alphas = interpolate.get("alphas") if isinstance(interpolate, dict) else None
-        if set(interpolate if isinstance(interpolate, dict) else ()) - {"alphas", "max_valid_drop"} or not alphas or \
-                not all(isinstance(a, (int, float)) and 0.0 <= a <= 1.0 for a in alphas):
+        if set(interpolate if isinstance(interpolate, dict) else ()) - {"alphas", "max_valid_drop", "choose_on"} \
+                or not alphas or not all(isinstance(a, (int, float)) and 0.0 <= a <= 1.0 for a in alphas):
             raise ValueError(f"{path}: interpolate: give {{alphas: [...], max_valid_drop: D}}, each alpha between 0 "
                              "(the start) and 1 (tuned)")
+        if interpolate.get("choose_on", CHOOSE_ON[0]) not in CHOOSE_ON:
+            raise ValueError(f"{path}: interpolate: choose_on is one of {', '.join(CHOOSE_ON)}")
         if not stages[-1].init:
             raise ValueError(f"{path}: interpolate needs a last stage that starts from a model (init)")
     return Recipe(path, str(raw.get("name", "fer-edge-emotion")), str(raw.get("version", "0.0.0")),
@@ -204,42 +215,99 @@ def final_weights(recipe: Recipe, run: Path) -> tuple[fit.Stage, Path]:
     return st, run / folder / "best.weights.h5"
 
 
-def interpolate_step(recipe: Recipe, run: Path, pack_dir: Path, limit_val: int = 0) -> dict:
-    """WiSE-FT: score each alpha of the recipe on validation, save the best mixture (see the module docstring)."""
+def interpolate_step(recipe: Recipe, run: Path, pack_dir: Path, limit_val: int = 0, data_dir: Path | None = None) -> dict:
+    """WiSE-FT: score each alpha of the recipe, save the chosen mixture (see the module docstring).
+
+    ``choose_on: odd_performers`` chooses alpha together with tau (written to prior.json) on the
+    odd-numbered Taiwanese performers, as 2.0.0 was made; ``data_dir`` is then the shared data folder.
+    """
     folder, st, _ = winner(run, recipe, recipe.stages[-1])
     if not st.init:
         raise ValueError(f"{recipe.path}: interpolate needs a last stage that starts from a model (init)")
     the_pack = pack.read(pack_dir)
-    _, _, (ck_x, ck_y) = fit.training_set(the_pack, st)
-    val = (the_pack.valid[:limit_val], the_pack.valid_labels[:limit_val]) if limit_val else \
-        (the_pack.valid, the_pack.valid_labels)
-    val_deg = fit.degraded_copy(val[0], fit.Augment()) if st.degraded_weight else None
     start_net, _ = fit.build(st)
     fit.uncorrect_start(start_net, st, the_pack.prior)       # the very weights training started from
     start = start_net.get_weights()
     net = fit.load_net(st, run / folder / "best.weights.h5")
     tuned = net.get_weights()
-    rows = []
     alphas = sorted(set(recipe.interpolate["alphas"]) | {0.0})       # the start is the yardstick
+    drop = float(recipe.interpolate.get("max_valid_drop", 0.0))
+    if recipe.interpolate.get("choose_on") == "odd_performers":
+        rows, best, rule = _alpha_tau_on_odd(recipe, net, start, tuned, alphas, drop, data_dir, limit_val)
+        (run / "prior.json").write_text(json.dumps({"tau": best["tau"], "rule": rule, "chosen_with": "interpolate"},
+                                                   indent=2))
+    else:
+        rows, best, rule = _alpha_on_validation(recipe, the_pack, st, net, start, tuned, alphas, drop, limit_val)
+    net.set_weights(_mix(start, tuned, best["alpha"]))
+    net.save_weights(run / INTERPOLATED)
+    chosen = {"from": folder, "start": str(st.init), "rows": rows, "alpha": best["alpha"], "best": best, "rule": rule}
+    (run / "interpolate.json").write_text(json.dumps(chosen, indent=2))
+    print(f"interpolate: alpha {best['alpha']} ({rule}) -> {run / INTERPOLATED}", flush=True)
+    return chosen
+
+
+def _mix(start: list, tuned: list, alpha: float) -> list:
+    return [(1.0 - alpha) * a + alpha * b for a, b in zip(start, tuned)]
+
+
+def _alpha_on_validation(recipe, the_pack, st, net, start, tuned, alphas, drop, limit_val):
+    """(rows, best, rule): the best stage score among alphas within ``drop`` of the start's FER+ validation."""
+    _, _, (ck_x, ck_y) = fit.training_set(the_pack, st)
+    val = (the_pack.valid[:limit_val], the_pack.valid_labels[:limit_val]) if limit_val else \
+        (the_pack.valid, the_pack.valid_labels)
+    val_deg = fit.degraded_copy(val[0], fit.Augment()) if st.degraded_weight else None
+    rows = []
     for alpha in alphas:
-        net.set_weights([(1.0 - alpha) * a + alpha * b for a, b in zip(start, tuned)])
+        net.set_weights(_mix(start, tuned, alpha))
         rows.append({"alpha": float(alpha), **fit.stage_score(net, st, val, (ck_x, ck_y), val_deg)})
         r = rows[-1]
         print(f"interpolate alpha {alpha:.2f}: FER+ val {r['val_acc']:.4f} CK+ val {r['ck_val_acc']:.4f}"
               + (f" degraded {r['val_degraded_acc']:.4f}" if r["val_degraded_acc"] is not None else "")
               + f" score {r['score']:.4f}", flush=True)
-    floor = rows[0]["val_acc"] - float(recipe.interpolate.get("max_valid_drop", 0.0))
-    eligible = [r for r in rows if r["val_acc"] >= floor - 1e-9]
-    best = max(eligible, key=lambda r: r["score"])
-    net.set_weights([(1.0 - best["alpha"]) * a + best["alpha"] * b for a, b in zip(start, tuned)])
-    net.save_weights(run / INTERPOLATED)
-    chosen = {"from": folder, "start": str(st.init), "rows": rows, "alpha": best["alpha"], "best": best,
-              "rule": "best stage score (FER+ validation + ck_weight x held-out CK+ + degraded_weight x degraded "
-                      f"FER+ validation) among the alphas with FER+ validation >= the start's - max_valid_drop "
-                      f"({floor:.4f})"}
-    (run / "interpolate.json").write_text(json.dumps(chosen, indent=2))
-    print(f"interpolate: alpha {best['alpha']} (score {best['score']:.4f}) -> {run / INTERPOLATED}", flush=True)
-    return chosen
+    floor = rows[0]["val_acc"] - drop
+    best = max([r for r in rows if r["val_acc"] >= floor - 1e-9], key=lambda r: r["score"])
+    rule = ("best stage score (FER+ validation + ck_weight x held-out CK+ + degraded_weight x degraded "
+            f"FER+ validation) among the alphas with FER+ validation >= the start's - max_valid_drop ({floor:.4f})")
+    return rows, best, rule
+
+
+def _alpha_tau_on_odd(recipe, net, start, tuned, alphas, drop, data_dir, limit_val):
+    """(rows, best, rule): the best (alpha, tau) on the odd-numbered Taiwanese performers among those whose
+    FER+ validation (majority protocol, prior-corrected by tau) is within ``drop`` of the start's (alpha 0, tau 0)."""
+    from models import ferplus, taiwanese
+    from models.card import training_prior
+
+    data_dir = data_dir or ferplus.default_data_dir()
+    prior = np.array([training_prior(data_dir)[c] for c in ferplus.CLASSES], np.float32)
+    x_val, y_val = ferplus.majority_subset(ferplus.load_split("valid", data_dir))
+    if limit_val:
+        x_val, y_val = x_val[:limit_val], y_val[:limit_val]
+    photos = taiwanese.load_photos(data_dir / "faces" / "taiwanese_fed")
+    found = [c for c in photos.crops if c is not None]
+    taus = tuple(sorted({0.0, *(float(t) for t in recipe.prior.get("taus", taiwanese.TAUS))}))
+    rows = []
+    for alpha in alphas:
+        net.set_weights(_mix(start, tuned, alpha))
+        val_scores, odd_scores = fit.KerasScores(net).scores(list(x_val)), fit.KerasScores(net).scores(found)
+        for tau in taus:
+            rows.append({"alpha": float(alpha), "tau": tau,
+                         "val_acc": taiwanese.corrected_accuracy(val_scores, y_val, prior, tau),
+                         "odd_acc": taiwanese.odd_accuracy(odd_scores, photos, prior, tau)})
+            print(f"interpolate alpha {alpha:.2f} tau {tau:.2f}: FER+ val {rows[-1]['val_acc']:.4f} "
+                  f"odd performers {rows[-1]['odd_acc']:.4f}", flush=True)
+    best, floor = choose_on_odd(rows, drop)
+    rule = ("best accuracy on the odd-numbered Taiwanese performers among (alpha, tau) with FER+ validation "
+            f">= the start's - max_valid_drop ({floor:.4f}); tau {best['tau']} chosen with it")
+    return rows, best, rule
+
+
+def choose_on_odd(rows: list[dict], drop: float) -> tuple[dict, float]:
+    """(the chosen row, the validation floor): among rows (alpha, tau, val_acc, odd_acc) whose FER+ validation is
+    at least the start's (alpha 0, tau 0) minus ``drop``, the best odd-performer accuracy; ties: better validation."""
+    start = next(r for r in rows if r["alpha"] == 0.0 and r["tau"] == 0.0)
+    floor = start["val_acc"] - drop
+    best = max([r for r in rows if r["val_acc"] >= floor - 1e-9], key=lambda r: (r["odd_acc"], r["val_acc"]))
+    return best, floor
 
 
 def choose_prior(recipe: Recipe, run: Path, data_dir: Path, net) -> dict:
@@ -299,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=ferplus.default_data_dir(), help="shared data folder (../shared/data)")
     p.add_argument("--teachers", type=Path, default=None, help="folder with the teacher files (else fetched, pinned)")
     p.add_argument("--pack", type=Path, default=None, help="training pack folder (default RUN/pack; built if missing)")
-    p.add_argument("--steps", default="pack,stages,interpolate,prior,export", help=f"comma-separated, of {', '.join(STEPS)}")
+    p.add_argument("--steps", default="pack,stages,interpolate,prior,export,evaluate", help=f"comma-separated, of {', '.join(STEPS)}")
     p.add_argument("--ship", action="store_true", help="also evaluate, write the card and install into edge/model/")
     p.add_argument("--resume", action="store_true", help="continue a killed run from its last finished epoch")
     p.add_argument("--time-budget", type=float, default=0.0, metavar="MINUTES",
@@ -338,9 +406,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.only:
             return 0
     if "interpolate" in steps and recipe.interpolate and not (args.resume and (run / INTERPOLATED).exists()):
-        interpolate_step(recipe, run, pack_dir, limit_val=args.val_limit)
+        interpolate_step(recipe, run, pack_dir, limit_val=args.val_limit, data_dir=args.data)
     tau = args.tau
-    if "prior" in steps and tau is None:
+    tau_with_alpha = bool(recipe.interpolate and recipe.interpolate.get("choose_on") == "odd_performers")
+    if "prior" in steps and tau is None and not tau_with_alpha:
         st, weights = final_weights(recipe, run)
         chosen = choose_prior(recipe, run, args.data, fit.load_net(st, weights))
         (run / "prior.json").write_text(json.dumps(chosen, indent=2))
@@ -350,9 +419,16 @@ def main(argv: list[str] | None = None) -> int:
     paths = None
     if "export" in steps:
         paths = export_step(recipe, run, args.data, float(tau or 0.0))
-    if "ship" in steps:
+    if "evaluate" in steps or "ship" in steps:
         from models import card
 
         paths = paths or {"float": run / "model_float.tflite", "int8": run / "model_int8.tflite"}
-        card.ship_recipe(recipe, run, paths, args.data, float(tau or 0.0), winner(run, recipe, recipe.stages[-1]))
+        shipped = json.loads(card.SHIPPED_MODEL.with_suffix(".json").read_text())
+        made, cards, report = card.recipe_card(recipe, run, paths, args.data, float(tau or 0.0),
+                                              winner(run, recipe, recipe.stages[-1]))
+        (run / "card.json").write_text(json.dumps(made, indent=1))
+        lines, _ = card.compare_cards(made, shipped)
+        print("\n".join(lines), flush=True)
+        if "ship" in steps:
+            card.install(made, paths, cards, report)
     return 0

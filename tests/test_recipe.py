@@ -186,8 +186,31 @@ def test_interpolation_mixes_the_start_and_the_tuned_weights_and_picks_on_valida
     assert recipe.final_weights(r, run) == (st, run / recipe.INTERPOLATED)      # what prior and export use
 
 
+def test_alpha_and_tau_on_odd_performers_stay_within_the_validation_floor():
+    """2.0.0's rule: the best odd-performer accuracy among (alpha, tau) no more than max_valid_drop below the start."""
+    rows = [{"alpha": 0.0, "tau": 0.0, "val_acc": 0.83, "odd_acc": 0.46},
+            {"alpha": 0.5, "tau": 0.35, "val_acc": 0.815, "odd_acc": 0.52},
+            {"alpha": 0.5, "tau": 0.6, "val_acc": 0.80, "odd_acc": 0.55},      # best on odd, costs 3 points
+            {"alpha": 1.0, "tau": 0.35, "val_acc": 0.82, "odd_acc": 0.52}]     # tie on odd, better validation
+    best, floor = recipe.choose_on_odd(rows, 0.02)
+    assert floor == pytest.approx(0.81) and (best["alpha"], best["tau"]) == (1.0, 0.35)
+    assert recipe.choose_on_odd(rows, 0.05)[0]["tau"] == 0.6
+    assert recipe.choose_on_odd(rows, 0.0)[0]["alpha"] == 0.0
+
+
+def test_the_2_0_recipe_reads_as_2_0_0_was_made():
+    """models/recipes/2.0.yaml: 1.0.0's float weights, teachers A and B, alpha and tau chosen on odd performers."""
+    r = recipe.load(REPO / "models" / "recipes" / "2.0.yaml")
+    st = r.stages[-1]
+    assert r.version == "2.0.0" and r.teachers == ("A", "B")
+    assert st.init == "models/reference/1.0.0/fer_emotion_float.tflite" and st.epochs == 6
+    assert st.weights == {"votes": 0.3, "A": 0.35, "B": 0.35} and st.augment.degrade_p == 0.0
+    assert r.interpolate["choose_on"] == "odd_performers" and r.interpolate["max_valid_drop"] == 0.02
+
+
 @pytest.mark.parametrize("extra, message", [
     ("interpolate: {alphas: [0.5, 2]}\n", "each alpha between 0"),
+    ("interpolate: {alphas: [0.5], choose_on: test_split}\n", "choose_on is one of"),
     ("interpolate: {alpha: 0.5}\n", "give {alphas"),
     ("interpolate: {alphas: [0.5]}\n", "starts from a model"),
 ])
