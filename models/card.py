@@ -23,13 +23,13 @@ SHIPPED_NAME = "fer_emotion_int8"
 CARD_VERSION = "2.0.0"
 
 
-def base_card(model_path: Path, views: tuple[str, ...] | list[str] = ("id",)) -> dict:
-    """The card fields read from the model file itself: I/O, quantization, size and hash."""
+def base_card(model_path: Path, views: tuple[str, ...] | list[str] = ("id",), version: str = CARD_VERSION) -> dict:
+    """The card fields read from the model file itself (I/O, quantization, size and hash), under ``version``."""
     it = open_interpreter(model_path)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     return {
         "name": "fer-edge-emotion",
-        "version": CARD_VERSION,
+        "version": version,
         "file": model_path.name,
         "sha256": sha256_file(model_path),
         "size_bytes": model_path.stat().st_size,

@@ -349,7 +349,7 @@ def export_step(recipe: Recipe, run: Path, data_dir: Path, tau: float) -> dict[s
     reps = export.representative_images(data_dir, n=int(recipe.export.get("calibration_faces", 500)))
     paths["int8"].write_bytes(export.convert(model, int8=True, representative=reps))
     for path in paths.values():
-        path.with_suffix(".json").write_text(json.dumps(base_card(path, ("id",)), indent=2))
+        path.with_suffix(".json").write_text(json.dumps(base_card(path, ("id",), recipe.version), indent=2))
     print(f"exported {paths['int8']} ({paths['int8'].stat().st_size / 1e6:.2f} MB) from {folder}, tau {tau}", flush=True)
     return paths
 

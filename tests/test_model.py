@@ -154,9 +154,9 @@ def test_tiny_training_run_exports_loadable_int8_model(tmp_path):
     model_path = run / "model_int8.tflite"
     from models.card import base_card
 
-    model_path.with_suffix(".json").write_text(json.dumps(base_card(model_path)))
+    model_path.with_suffix(".json").write_text(json.dumps(base_card(model_path, version="3.0.0")))
     model = EmotionModel(model_path)
-    assert model.card.raw["input"]["dtype"] == "int8"
+    assert model.card.raw["input"]["dtype"] == "int8" and model.card.raw["version"] == "3.0.0"
     scores = model.classify([np.full((48, 48), 128, np.uint8)])[0].scores
     assert scores.shape == (8,) and np.isfinite(scores).all()
     log = json.loads((run / "train_log.json").read_text())
