@@ -228,10 +228,7 @@ def recipe_card(recipe, run: Path, paths: dict[str, Path], data_dir: Path, tau: 
             "targets": "per face a weighted sum of cross-entropies against the FER+ vote distribution (CK+: the posed "
                        "label) and the teachers' scores, each teacher compared only over the classes it has; weights "
                        f"{st.weights}",
-            "selection": f"epoch {best['epoch']} of {len(log['epochs'])}: best FER+ validation accuracy + {st.ck_weight} x "
-                         f"held-out CK+ accuracy + {st.degraded_weight} x accuracy on camera-degraded FER+ validation "
-                         "faces (the FER+ test split and the Taiwanese photographs are never used for training or "
-                         "selection)",
+            "selection": _selection(recipe, run),
             "selected_epoch": best,
             "interpolation": (json.loads((run / "interpolate.json").read_text()) if (run / "interpolate.json").exists()
                               else None),
@@ -246,6 +243,21 @@ def recipe_card(recipe, run: Path, paths: dict[str, Path], data_dir: Path, tau: 
                      "sha256": sha256_file(REFERENCE_2_0)},
     }
     return card, cards, report
+
+
+def _selection(recipe, run: Path) -> str:
+    """How each stage whose weights the model holds chose its epoch (the souped stages, else the last one)."""
+    from models.recipe import soup_stages, winner
+
+    parts = []
+    for stage in soup_stages(recipe):
+        folder, st, best = winner(run, recipe, stage)
+        n = len(json.loads((run / folder / "log.json").read_text())["epochs"])
+        parts.append(f"{stage.name + ': ' if len(recipe.stages) > 1 else ''}epoch {best['epoch']} of {n}: best FER+ "
+                     f"validation accuracy + {st.ck_weight} x held-out CK+ accuracy + {st.degraded_weight} x accuracy "
+                     "on camera-degraded FER+ validation faces")
+    return ("; ".join(parts) + " (the FER+ test split and the Taiwanese photographs are never used for training or "
+            "selection)")
 
 
 #: The figures a reproduction is judged on: (label, path into the card, allowed difference in points or None).

@@ -14,6 +14,9 @@ Steps, each skipped when its output exists and ``--resume`` is given:
    start's (alpha 0: fine-tuning for degraded faces must not cost the clean ones), the one with the
    best stage score (FER+, held-out CK+, degraded FER+ validation) wins and the later steps use it
    (Wortsman et al. 2022: fine-tuning keeps more of the start's strengths this way). With
+   ``soup: [stage, ...]`` the tuned weights are the uniform average of those stages' winners (a
+   model soup, Wortsman et al. 2022: fine-tunes of one network from one start, e.g. one on clean and
+   one on camera-degraded faces; 3.0.yaml). With
    ``choose_on: odd_performers`` alpha is instead chosen together with tau: the best accuracy on the
    odd-numbered Taiwanese performers among the (alpha, tau) within ``max_valid_drop`` of the start
    on FER+ validation (2.0.0's rule; models/recipes/2.0.yaml);
@@ -109,7 +112,7 @@ def load(path: Path) -> Recipe:
     interpolate = raw.get("interpolate")
     if interpolate is not None:
         alphas = interpolate.get("alphas") if isinstance(interpolate, dict) else None
-        if set(interpolate if isinstance(interpolate, dict) else ()) - {"alphas", "max_valid_drop", "choose_on"} \
+        if set(interpolate if isinstance(interpolate, dict) else ()) - {"alphas", "max_valid_drop", "choose_on", "soup"} \
                 or not alphas or not all(isinstance(a, (int, float)) and 0.0 <= a <= 1.0 for a in alphas):
             raise ValueError(f"{path}: interpolate: give {{alphas: [...], max_valid_drop: D}}, each alpha between 0 "
                              "(the start) and 1 (tuned)")
@@ -117,9 +120,33 @@ def load(path: Path) -> Recipe:
             raise ValueError(f"{path}: interpolate: choose_on is one of {', '.join(CHOOSE_ON)}")
         if not stages[-1].init:
             raise ValueError(f"{path}: interpolate needs a last stage that starts from a model (init)")
+        _check_soup(path, interpolate.get("soup"), stages)
     return Recipe(path, str(raw.get("name", "fer-edge-emotion")), str(raw.get("version", "0.0.0")),
                   int(raw.get("seed", 7)), tuple(raw.get("teachers") or ("A", "B", "ref")), stages, variants,
                   raw.get("prior") or {}, raw.get("export") or {}, interpolate)
+
+
+def _check_soup(path: Path, soup, stages: list[fit.Stage]) -> None:
+    """A soup names earlier stages of the last stage's network and start (weights can only be averaged there)."""
+    if soup is None:
+        return
+    by_name = {s.name: s for s in stages}
+    if not isinstance(soup, list) or len(soup) < 2 or not all(isinstance(n, str) for n in soup):
+        raise ValueError(f"{path}: interpolate: soup is a list of two or more stage names")
+    last = stages[-1]
+    for name in soup:
+        st = by_name.get(name)
+        if st is None:
+            raise ValueError(f"{path}: interpolate: soup names {name!r}, which is not a stage")
+        if (st.widths, st.batchnorm, st.init) != (last.widths, last.batchnorm, last.init):
+            raise ValueError(f"{path}: interpolate: soup stage {name!r} must have the last stage's widths, "
+                             "batchnorm and init (only fine-tunes of one start can be averaged)")
+
+
+def soup_stages(recipe: Recipe) -> list[fit.Stage]:
+    """The stages whose winners the interpolate step averages (default: the last stage alone)."""
+    names = (recipe.interpolate or {}).get("soup") or [recipe.stages[-1].name]
+    return [next(s for s in recipe.stages if s.name == n) for n in names]
 
 
 def _finished(folder: Path) -> bool:
@@ -229,7 +256,13 @@ def interpolate_step(recipe: Recipe, run: Path, pack_dir: Path, limit_val: int =
     fit.uncorrect_start(start_net, st, the_pack.prior)       # the very weights training started from
     start = start_net.get_weights()
     net = fit.load_net(st, run / folder / "best.weights.h5")
-    tuned = net.get_weights()
+    soup = []
+    for part in soup_stages(recipe):
+        part_folder, part_st, _ = winner(run, recipe, part)
+        soup.append(part_folder)
+        weights = fit.load_net(part_st, run / part_folder / "best.weights.h5").get_weights()
+        tuned = weights if len(soup) == 1 else [t + w for t, w in zip(tuned, weights)]
+    tuned = [t / len(soup) for t in tuned]
     alphas = sorted(set(recipe.interpolate["alphas"]) | {0.0})       # the start is the yardstick
     drop = float(recipe.interpolate.get("max_valid_drop", 0.0))
     if recipe.interpolate.get("choose_on") == "odd_performers":
@@ -240,7 +273,7 @@ def interpolate_step(recipe: Recipe, run: Path, pack_dir: Path, limit_val: int =
         rows, best, rule = _alpha_on_validation(recipe, the_pack, st, net, start, tuned, alphas, drop, limit_val)
     net.set_weights(_mix(start, tuned, best["alpha"]))
     net.save_weights(run / INTERPOLATED)
-    chosen = {"from": folder, "start": str(st.init), "rows": rows, "alpha": best["alpha"], "best": best, "rule": rule}
+    chosen = {"from": folder, "soup": soup, "start": str(st.init), "rows": rows, "alpha": best["alpha"], "best": best, "rule": rule}
     (run / "interpolate.json").write_text(json.dumps(chosen, indent=2))
     print(f"interpolate: alpha {best['alpha']} ({rule}) -> {run / INTERPOLATED}", flush=True)
     return chosen

@@ -186,6 +186,65 @@ def test_interpolation_mixes_the_start_and_the_tuned_weights_and_picks_on_valida
     assert recipe.final_weights(r, run) == (st, run / recipe.INTERPOLATED)      # what prior and export use
 
 
+def test_a_soup_averages_the_named_stages_before_mixing_with_the_start(tmp_path):
+    """interpolate: {soup: [a, b]}: alpha 1 is the uniform average of both stages' winners, alpha 0 the start."""
+    from models import fit
+
+    packdir = synthetic_pack(tmp_path / "pack")
+    the_pack = pack.read(packdir)
+    base = recipe.load(_write(tmp_path / "base.yaml", TINY.replace("epochs: 3", "epochs: 1")))
+    fit.run_stage(base.stages[0], the_pack, tmp_path / "base", seed=3, workers=1)
+    start_file = tmp_path / "base" / "best.weights.h5"
+    one = TINY.replace("    epochs: 3", f"    epochs: 1\n    init: {start_file}")
+    stage = one[one.index("  - name: student"):one.index("prior:")]
+    two = one.replace("prior:", stage.replace("name: student", "name: other").replace("lr: 0.002", "lr: 0.01")
+                      + "prior:") + "interpolate: {alphas: [0, 1], soup: [student, other]}\n"
+    r = recipe.load(_write(tmp_path / "soup.yaml", two))
+    run = tmp_path / "run"
+    for st in r.stages:
+        fit.run_stage(st, the_pack, run / st.name, seed=3, workers=1)
+    chosen = recipe.interpolate_step(r, run, packdir)
+    assert chosen["soup"] == ["student", "other"]
+    nets = [fit.load_net(st, run / st.name / "best.weights.h5").get_weights() for st in r.stages]
+    average = [(a + b) / 2 for a, b in zip(*nets)]
+    assert not all(np.allclose(a, b) for a, b in zip(*nets))          # two different fine-tunes
+    net = fit.load_net(r.stages[-1], start_file)
+    val = (the_pack.valid, the_pack.valid_labels)
+    rows = {row["alpha"]: row for row in chosen["rows"]}
+    assert rows[0.0]["val_acc"] == fit.accuracy(net, *val)
+    net.set_weights(average)
+    assert rows[1.0]["val_acc"] == fit.accuracy(net, *val)
+    if chosen["alpha"] == 1.0:
+        mixed = fit.load_net(r.stages[-1], run / recipe.INTERPOLATED).get_weights()
+        assert all(np.allclose(m, e, atol=1e-6) for m, e in zip(mixed, average))
+
+
+@pytest.mark.parametrize("soup, message", [
+    ("[student]", "two or more stage names"),
+    ("[student, nobody]", "'nobody', which is not a stage"),
+    ("[student, wide]", "must have the last stage's widths"),
+])
+def test_soup_errors_name_the_file(tmp_path, soup, message):
+    text = TINY.replace("    epochs: 3", "    epochs: 3\n    init: start.weights.h5")
+    stage = text[text.index("  - name: student"):text.index("prior:")]
+    text = text.replace("prior:", stage.replace("name: student", "name: wide").replace("[4, 8, 8, 8]", "[4, 8, 8, 16]")
+                        + stage.replace("name: student", "name: last") + "prior:")
+    with pytest.raises(ValueError, match=f"r.yaml: interpolate: .*{message}"):
+        recipe.load(_write(tmp_path / "r.yaml", text + f"interpolate: {{alphas: [1], soup: {soup}}}\n"))
+
+
+def test_the_3_0_recipe_is_a_soup_of_2_0s_stage_and_its_camera_twin():
+    """models/recipes/3.0.yaml: stage clean is 2.0.yaml's stage; camera differs only by the degradation."""
+    from models import fit
+
+    r, r2 = recipe.load(REPO / "models" / "recipes" / "3.0.yaml"), recipe.load(REPO / "models" / "recipes" / "2.0.yaml")
+    clean, camera = (fit.stage_dict(st) | {"name": ""} for st in r.stages)
+    assert clean == fit.stage_dict(r2.stages[0]) | {"name": ""}
+    assert {k for k in clean if clean[k] != camera[k]} == {"degraded_weight", "augment"}
+    assert [st.name for st in recipe.soup_stages(r)] == ["clean", "camera"] and r.version == "3.0.0"
+    assert {k: v for k, v in r.interpolate.items() if k != "soup"} == r2.interpolate
+
+
 def test_alpha_and_tau_on_odd_performers_stay_within_the_validation_floor():
     """2.0.0's rule: the best odd-performer accuracy among (alpha, tau) no more than max_valid_drop below the start."""
     rows = [{"alpha": 0.0, "tau": 0.0, "val_acc": 0.83, "odd_acc": 0.46},
