@@ -256,13 +256,12 @@ def interpolate_step(recipe: Recipe, run: Path, pack_dir: Path, limit_val: int =
     fit.uncorrect_start(start_net, st, the_pack.prior)       # the very weights training started from
     start = start_net.get_weights()
     net = fit.load_net(st, run / folder / "best.weights.h5")
-    soup = []
+    soup, parts = [], []
     for part in soup_stages(recipe):
         part_folder, part_st, _ = winner(run, recipe, part)
         soup.append(part_folder)
-        weights = fit.load_net(part_st, run / part_folder / "best.weights.h5").get_weights()
-        tuned = weights if len(soup) == 1 else [t + w for t, w in zip(tuned, weights)]
-    tuned = [t / len(soup) for t in tuned]
+        parts.append(fit.load_net(part_st, run / part_folder / "best.weights.h5").get_weights())
+    tuned = [sum(ws[1:], ws[0]) / len(ws) for ws in zip(*parts)]     # one stage: its own weights
     alphas = sorted(set(recipe.interpolate["alphas"]) | {0.0})       # the start is the yardstick
     drop = float(recipe.interpolate.get("max_valid_drop", 0.0))
     if recipe.interpolate.get("choose_on") == "odd_performers":
