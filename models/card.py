@@ -192,9 +192,10 @@ REFERENCE_2_0 = MODELS_DIR / "reference" / "2.0.0" / "fer_emotion_int8.tflite"
 
 
 def recipe_card(recipe, run: Path, paths: dict[str, Path], data_dir: Path, tau: float,
-                chosen: tuple) -> tuple[dict, dict[str, dict], object]:
+                chosen: tuple, selection: str) -> tuple[dict, dict[str, dict], object]:
     """(the card a recipe run's int8 model ships with, its models' base cards, the int8 test report): every
-    figure measured on held-out data; nothing installed."""
+    figure measured on held-out data; nothing installed. ``selection`` says how each stage chose its epoch
+    (models.recipe.selection_text)."""
     from dataclasses import asdict
 
     run = Path(run)
@@ -228,7 +229,7 @@ def recipe_card(recipe, run: Path, paths: dict[str, Path], data_dir: Path, tau: 
             "targets": "per face a weighted sum of cross-entropies against the FER+ vote distribution (CK+: the posed "
                        "label) and the teachers' scores, each teacher compared only over the classes it has; weights "
                        f"{st.weights}",
-            "selection": _selection(recipe, run),
+            "selection": selection,
             "selected_epoch": best,
             "interpolation": (json.loads((run / "interpolate.json").read_text()) if (run / "interpolate.json").exists()
                               else None),
@@ -243,21 +244,6 @@ def recipe_card(recipe, run: Path, paths: dict[str, Path], data_dir: Path, tau: 
                      "sha256": sha256_file(REFERENCE_2_0)},
     }
     return card, cards, report
-
-
-def _selection(recipe, run: Path) -> str:
-    """How each stage whose weights the model holds chose its epoch (the souped stages, else the last one)."""
-    from models.recipe import soup_stages, winner
-
-    parts = []
-    for stage in soup_stages(recipe):
-        folder, st, best = winner(run, recipe, stage)
-        n = len(json.loads((run / folder / "log.json").read_text())["epochs"])
-        parts.append(f"{stage.name + ': ' if len(recipe.stages) > 1 else ''}epoch {best['epoch']} of {n}: best FER+ "
-                     f"validation accuracy + {st.ck_weight} x held-out CK+ accuracy + {st.degraded_weight} x accuracy "
-                     "on camera-degraded FER+ validation faces")
-    return ("; ".join(parts) + " (the FER+ test split and the Taiwanese photographs are never used for training or "
-            "selection)")
 
 
 #: The figures a reproduction is judged on: (label, path into the card, allowed difference in points or None).

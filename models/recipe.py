@@ -169,6 +169,19 @@ def winner(run: Path, recipe: Recipe, stage: fit.Stage) -> tuple[str, fit.Stage,
     return best
 
 
+def selection_text(recipe: Recipe, run: Path) -> str:
+    """How each stage whose weights the model holds chose its epoch (the souped stages, else the last one)."""
+    parts = []
+    for stage in soup_stages(recipe):
+        folder, st, best = winner(run, recipe, stage)
+        n = len(json.loads((run / folder / "log.json").read_text())["epochs"])
+        parts.append(f"{stage.name + ': ' if len(recipe.stages) > 1 else ''}epoch {best['epoch']} of {n}: best FER+ "
+                     f"validation accuracy + {st.ck_weight} x held-out CK+ accuracy + {st.degraded_weight} x accuracy "
+                     "on camera-degraded FER+ validation faces")
+    return ("; ".join(parts) + " (the FER+ test split and the Taiwanese photographs are never used for training or "
+            "selection)")
+
+
 def train_stages(recipe: Recipe, run: Path, pack_dir: Path, *, resume: bool, budget_s: float, parallel: int,
                  workers: int, only: str | None = None, limit_val: int = 0) -> None:
     """Train every stage (or only ``only``, e.g. one variant in a child process)."""
@@ -457,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = paths or {"float": run / "model_float.tflite", "int8": run / "model_int8.tflite"}
         shipped = json.loads(card.SHIPPED_MODEL.with_suffix(".json").read_text())
         made, cards, report = card.recipe_card(recipe, run, paths, args.data, float(tau or 0.0),
-                                              winner(run, recipe, recipe.stages[-1]))
+                                              winner(run, recipe, recipe.stages[-1]), selection_text(recipe, run))
         (run / "card.json").write_text(json.dumps(made, indent=1))
         lines, _ = card.compare_cards(made, shipped)
         print("\n".join(lines), flush=True)
