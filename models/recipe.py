@@ -121,9 +121,21 @@ def load(path: Path) -> Recipe:
         if not stages[-1].init:
             raise ValueError(f"{path}: interpolate needs a last stage that starts from a model (init)")
         _check_soup(path, interpolate.get("soup"), stages)
-    return Recipe(path, str(raw.get("name", "fer-edge-emotion")), str(raw.get("version", "0.0.0")),
-                  int(raw.get("seed", 7)), tuple(raw.get("teachers") or ("A", "B", "ref")), stages, variants,
-                  raw.get("prior") or {}, raw.get("export") or {}, interpolate)
+    recipe = Recipe(path, str(raw.get("name", "fer-edge-emotion")), str(raw.get("version", "0.0.0")),
+                    int(raw.get("seed", 7)), tuple(raw.get("teachers") or ("A", "B", "ref")), stages, variants,
+                    raw.get("prior") or {}, raw.get("export") or {}, interpolate)
+    _check_teachers(recipe)
+    return recipe
+
+
+def _check_teachers(recipe: Recipe) -> None:
+    """Every teacher a stage (or variant) learns from is in ``teachers:``: the pack holds only those."""
+    for st in recipe.stages:
+        for name, cand in recipe.candidates(st):
+            missing = [t for t in fit.SOURCES[1:] if cand.weights.get(t, 0) > 0 and t not in recipe.teachers]
+            if missing:
+                raise ValueError(f"{recipe.path}: stage {name!r} learns from teacher(s) {', '.join(missing)}, which "
+                                 f"'teachers:' does not list (the training pack holds only {', '.join(recipe.teachers)})")
 
 
 def _check_soup(path: Path, soup, stages: list[fit.Stage]) -> None:
