@@ -92,10 +92,29 @@ def test_recipe_errors_name_the_file_and_key(tmp_path):
         recipe.load(bad)
 
 
+def test_a_stage_learning_from_a_teacher_the_pack_lacks_is_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("teachers: [A, B]\nstages:\n  - {name: s, weights: {votes: 0.5, v2: 0.5}}\n")
+    with pytest.raises(ValueError, match=r"stage 's' learns from teacher\(s\) v2, which 'teachers:' does not list"):
+        recipe.load(bad)
+    bad.write_text("teachers: [A, B]\nstages:\n  - {name: s, variants: [{weights: {votes: 0.5, ref: 0.5}}]}\n")
+    with pytest.raises(ValueError, match=r"stage 's@1' learns from teacher\(s\) ref"):
+        recipe.load(bad)
+    bad.write_text("teachers: [A, B, v2]\nstages:\n  - {name: s, weights: {votes: 0.5, v2: 0.5}}\n")
+    assert recipe.load(bad).teachers == ("A", "B", "v2")
+
+
 def test_shipped_recipes_parse():
     for path in sorted((REPO / "models" / "recipes").glob("*.yaml")):
         r = recipe.load(path)
         assert r.stages, path
+
+
+def test_study_recipes_parse():
+    paths = sorted((REPO / "models" / "studies" / "recipes").glob("*.yaml"))
+    assert paths
+    for path in paths:
+        assert recipe.load(path).stages, path
 
 
 def _train(run: Path, packdir: Path, rfile: Path, *extra: str) -> subprocess.Popen:
