@@ -3,6 +3,7 @@
     nice -n 10 python bench/face_size.py --crowd --json face_size.json        # shipped model, everything
     nice -n 10 python bench/face_size.py --model X.tflite --cache /tmp/face_size.npz   # a candidate beside it
     python bench/face_size.py --limit 20 --fer-limit 20 --sizes 32 96         # quick look
+    python bench/face_size.py --sizes 24 32 40 --teachers ../shared/teachers --taus 0 0.2   # where the gap comes from
 
 Each Taiwanese photograph (../shared/data/faces/taiwanese_fed, labels via models/taiwanese.py) is
 shrunk with INTER_AREA so that its face is N px wide (N relative to the width of the box the default
@@ -29,6 +30,11 @@ as ``unknown`` (the summary events' seconds per emotion, as the dashboard and Ho
 them) with the default config and with quality.min_face_px at --crowd-gates (the frame processor,
 one thread). Proposed gate, per model: the smallest width whose degraded Taiwanese accuracy is within
 --within points (default 3) of its clean full-size accuracy.
+
+Diagnostics of that gap: --teachers DIR also runs teachers A and B (training-time models,
+models/teachers.py) on the same 48 px crops, the crops their soft labels were computed on; --taus T
+... also runs each fer-edge model with its in-graph prior correction changed after the fact to each
+tau (scores x prior ** (in-graph tau - T), the card's class prior), 0 being the model without it.
 """
 from __future__ import annotations
 
@@ -49,7 +55,8 @@ sys.path.insert(0, str(REPO))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.accuracy import Ours  # noqa: E402
+from bench.accuracy import Ours, Teacher  # noqa: E402
+from edge.classify import prior_weights  # noqa: E402
 from models import evaluate, ferplus  # noqa: E402
 from models.taiwanese import TAIWAN_CLASSES, Photos, load_photos, photo_predictions, taiwan_figures  # noqa: E402
 
@@ -86,6 +93,22 @@ class Curve:
     classified: dict[int, float] = field(default_factory=dict)
     accuracy: dict[str, dict[int, float]] = field(default_factory=dict)           # model -> size -> share
     accuracy_classified: dict[str, dict[int, float]] = field(default_factory=dict)
+
+
+class Retuned:
+    """A fer-edge model with its in-graph prior correction changed after the fact to ``tau``."""
+
+    def __init__(self, base: Ours, tau: float) -> None:
+        prior = base.model.card.class_prior
+        if prior is None:
+            raise ValueError(f"{base.name}: its card has no training.class_prior, so --taus cannot change its prior correction")
+        in_graph = float(base.card.get("training", {}).get("prior_correction_in_graph") or 0.0)
+        self.base, self.model, self.name = base, base.model, f"{base.name} at tau {tau:g}"
+        self.weights = prior_weights(prior, tau - in_graph)     # undo in_graph, apply tau
+
+    def scores(self, crops: list[np.ndarray]) -> np.ndarray:
+        s = self.base.scores(crops) * self.weights
+        return s / s.sum(axis=1, keepdims=True)
 
 
 class Pipeline:
@@ -364,12 +387,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-curves", action="store_true", help="only the crowd clip")
     p.add_argument("--cache", type=Path, help="keep the crops in this .npz and reuse them when nothing changed")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    p.add_argument("--teachers", type=Path, help="folder with the teacher files: teachers A and B on the same crops")
+    p.add_argument("--taus", type=float, nargs="+", default=[],
+                   help="also each fer-edge model with its in-graph prior correction changed to these taus")
     args = p.parse_args(argv)
     start = time.time()
     cv2.setNumThreads(1)
     models = [Ours("shipped" if m == Path(SHIPPED_MODEL) else str(m), m) for m in (args.model or [Path(SHIPPED_MODEL)])]
     for m in models:
         m.name = f"{m.name} {m.card.get('version', '?')}"
+    try:
+        models += [Retuned(m, tau) for m in list(models) for tau in args.taus]
+    except ValueError as exc:
+        print(f"face_size: {exc}", file=sys.stderr)
+        return 2
+    if args.teachers:
+        models += [Teacher(k, args.teachers) for k in ("A", "B")]
     sizes = sorted(set(args.sizes) - {FULL})
     result: dict = {"models": [m.name for m in models], "sizes": sizes, "gate": args.gate,
                     "degradation": {"blur_sigma": BLUR_SIGMA, "noise_sigma": NOISE_SIGMA, "jpeg": JPEG_QUALITY},
@@ -410,7 +443,8 @@ def curves(args: argparse.Namespace, models: list, sizes: list[int], result: dic
         align = pipe.analyzer.sections.align.framed(m.model.card.eye_y, m.model.card.eye_distance)
         return align.eye_y, align.eye_distance
 
-    if (other := next((m for m in models if framing(m) != framing(models[0])), None)) is not None:
+    ours = [m for m in models if isinstance(m, Ours)]      # the teachers read the first model's crops
+    if (other := next((m for m in ours if framing(m) != framing(models[0])), None)) is not None:
         print(f"face_size: {other.name} frames its crops differently from {models[0].name} (card "
               f"preprocessing.framing {framing(other)} vs {framing(models[0])}): measure it in a run of its own",
               file=sys.stderr)

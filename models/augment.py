@@ -68,23 +68,47 @@ def degrade(face: np.ndarray, rng: np.random.Generator, a: Augment) -> np.ndarra
     return cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 
-def erase(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One random occluding rectangle (hand, glasses, scarf)."""
+def erase_box(rng: np.random.Generator) -> tuple[int, int, int, int, int]:
+    """One random occluding rectangle (hand, glasses, scarf): (y, x, h, w, grey value)."""
     h, w = (int(v) for v in rng.integers(8, 20, 2))
     y, x = int(rng.integers(0, SIZE - h)), int(rng.integers(0, SIZE - w))
+    return y, x, h, w, int(rng.integers(0, 255))
+
+
+def erase(face: np.ndarray, box: tuple[int, int, int, int, int]) -> np.ndarray:
+    """``face`` with the rectangle ``box`` (from erase_box) painted over."""
+    y, x, h, w, value = box
     face = face.copy()
-    face[y:y + h, x:x + w] = rng.integers(0, 255)
+    face[y:y + h, x:x + w] = value
     return face
 
 
-def augment_batch(faces: np.ndarray, rng: np.random.Generator, a: Augment) -> np.ndarray:
-    """(B, 48, 48) uint8 -> (B, 48, 48, 1) float32 0..255, each face augmented independently."""
-    out = np.empty((len(faces), SIZE, SIZE, 1), np.float32)
+def augment_one(face: np.ndarray, rng: np.random.Generator, a: Augment) -> tuple[np.ndarray, np.ndarray]:
+    """(the face as training shows it, the same view without the camera degradation).
+
+    The second is what a teacher reading the clean view sees: the same warp, light and occlusion.
+    """
+    img = geometry_light(face, rng, a)
+    clean = img
+    if a.degrade_p and rng.random() < a.degrade_p:
+        img = degrade(img, rng, a)
+    if a.erase_p and rng.random() < a.erase_p:
+        box = erase_box(rng)
+        img, clean = erase(img, box), erase(clean, box)
+    return img, clean
+
+
+def augment_batch(faces: np.ndarray, rng: np.random.Generator, a: Augment, clean_view: bool = False) -> np.ndarray:
+    """(B, 48, 48) uint8 -> (B, 48, 48, 1) float32 0..255, each face augmented independently.
+
+    ``clean_view``: (B, 48, 48, 2), channel 1 the same faces without the camera degradation (for a
+    live teacher that reads the clean view while the student learns from the degraded one); channel 0
+    is then exactly what the call without it gives.
+    """
+    out = np.empty((len(faces), SIZE, SIZE, 2 if clean_view else 1), np.float32)
     for i, face in enumerate(faces):
-        img = geometry_light(face, rng, a)
-        if a.degrade_p and rng.random() < a.degrade_p:
-            img = degrade(img, rng, a)
-        if a.erase_p and rng.random() < a.erase_p:
-            img = erase(img, rng)
+        img, clean = augment_one(face, rng, a)
         out[i, :, :, 0] = img
+        if clean_view:
+            out[i, :, :, 1] = clean
     return out

@@ -5,7 +5,9 @@ A stage trains one network of models.student's family on a training pack (models
 - targets per face: the FER+ vote distribution (CK+: the posed label, one-hot), the soft labels of
   teachers A, B and ref (each compared over the classes it has, the student's softmax renormalised
   over them), and optionally an earlier stage's network run live on the same augmented face
-  (``kd``: knowledge distillation at temperature ``kd_temperature``);
+  (``kd``: knowledge distillation at temperature ``kd_temperature``; with ``kd_view: clean`` the
+  teacher reads the same view without the camera degradation, so a degraded face is taught what the
+  clean one shows);
 - augmentation on the CPU (models.augment), seeded per batch;
 - AdamW, warm-up then cosine decay over the stage's progress (steps, or seconds with a time budget);
 - selection: the epoch with the best FER+ validation accuracy + ``ck_weight`` x held-out CK+ accuracy.
@@ -29,6 +31,7 @@ from models.augment import Augment, augment_batch
 from models.pack import Pack
 
 SOURCES = ("votes", "A", "B", "ref", "v2")
+KD_VIEWS = ("same", "clean")
 N_CLASSES = len(ferplus.CLASSES)
 
 
@@ -48,6 +51,7 @@ class Stage:
     weights: dict[str, float] = field(default_factory=lambda: {"votes": 1.0})
     kd_from: str | None = None           # name of an earlier stage whose network teaches live
     kd_temperature: float = 2.0
+    kd_view: str = "same"                # "clean": the live teacher reads the face without the camera degradation
     ckplus_repeat: int = 8
     ck_vote_weight: float = 2.0
     ck_weight: float = 0.25
@@ -68,6 +72,8 @@ class Stage:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"stage {d.get('name')!r}: unknown key(s) {', '.join(sorted(unknown))}")
+        if d.get("kd_view", "same") not in KD_VIEWS:
+            raise ValueError(f"stage {d.get('name')!r}: kd_view must be one of {', '.join(KD_VIEWS)}, not {d['kd_view']!r}")
         return cls(**d, augment=Augment(**aug))
 
 
@@ -134,7 +140,7 @@ _DATA: dict = {}
 def _make_batch(epoch: int, s: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Batch ``s`` of an epoch, augmented with its own seed."""
     rng = np.random.default_rng([_DATA["seed"], epoch, s])
-    return augment_batch(_DATA["x"][idx], rng, _DATA["augment"]), _DATA["y"][idx]
+    return augment_batch(_DATA["x"][idx], rng, _DATA["augment"], clean_view=_DATA["clean_view"]), _DATA["y"][idx]
 
 
 def degraded_copy(faces: np.ndarray, a: Augment, seed: int = 123) -> np.ndarray:
@@ -187,9 +193,14 @@ def build(st: Stage, kd_net=None):
     if kd_net is None:
         return net, net
     kd_net.trainable = False
-    inp = keras.Input((48, 48, 1), name="pixels")
+    if st.kd_view == "clean":   # channel 0: the student's (degraded) view, 1: the same face clean, for the teacher
+        inp = keras.Input((48, 48, 2), name="pixels_and_clean")
+        student_in, teacher_in = inp[..., :1], inp[..., 1:]
+    else:
+        inp = keras.Input((48, 48, 1), name="pixels")
+        student_in = teacher_in = inp
     both = keras.layers.Concatenate(name="with_teacher")(
-        [net(inp), keras.ops.stop_gradient(kd_net(inp, training=False))])
+        [net(student_in), keras.ops.stop_gradient(kd_net(teacher_in, training=False))])
     return net, keras.Model(inp, both, name=f"{st.name}_kd")
 
 
@@ -281,7 +292,7 @@ def run_stage(st: Stage, pack: Pack, out: Path, seed: int, kd_net=None, time_bud
         frac = min(1.0, (step - warm) / max(1, total - warm))
         return st.lr * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * frac)))
 
-    _DATA.update(x=x, y=y, augment=st.augment, seed=seed)
+    _DATA.update(x=x, y=y, augment=st.augment, seed=seed, clean_view=kd_net is not None and st.kd_view == "clean")
     pool = ThreadPoolExecutor(max(1, workers))
     epoch = start_epoch - 1
     while epoch < log["epochs_planned"]:     # a while: the budget sets epochs_planned after epoch 1

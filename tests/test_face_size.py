@@ -73,3 +73,37 @@ def test_without_the_shared_data_it_says_so_and_exits(tmp_path):
     assert run.returncode == 2
     assert "the shared data (../shared/data) is absent" in run.stderr
     assert f"{tmp_path}/faces/taiwanese_fed: no Taiwanese photographs" in run.stdout
+
+
+@pytest.mark.slow   # ~15 s: 12 photographs at 32 px and full size, twice
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_taus_change_the_in_graph_prior_correction_and_teachers_read_the_same_crops(tmp_path):
+    dataset = require_shared("faces", "taiwanese_fed", "labels.csv").parent
+    shipped = EmotionModel(Path(SHIPPED_MODEL), threads=1)
+    in_graph = float(shipped.card.raw["training"]["prior_correction_in_graph"])
+    assert in_graph > 0    # otherwise tau 0 would not change anything and the check below could not fail
+    teachers = dataset.parents[2] / "teachers"
+    out = tmp_path / "face_size.json"
+    args = ["--limit", "12", "--fer-limit", "0", "--sizes", "32", "--taus", "0", f"{in_graph:g}", "--json", str(out)]
+    with_teachers = teachers.is_dir() and __import__("importlib").util.find_spec("openvino") is not None
+    run = face_size(*args, *(["--teachers", str(teachers)] if with_teachers else []))
+    assert run.returncode == 0, run.stderr
+    result = json.loads(out.read_text())
+    (model, *others) = result["models"]
+    assert others[:2] == [f"{model} at tau 0", f"{model} at tau {in_graph:g}"]
+    if with_teachers:
+        assert [o.split(" (")[0] for o in others[2:]] == ["teacher A", "teacher B"]
+    for curve in result["curves"]:
+        # the in-graph tau given back is the model itself
+        assert curve["accuracy"][f"{model} at tau {in_graph:g}"] == curve["accuracy"][model]
+    clean = next(c for c in result["curves"] if c["condition"] == "clean")
+
+    from models.taiwanese import load_photos
+
+    photos = load_photos(dataset, 12)
+    found = [i for i, c in enumerate(photos.crops) if c is not None]
+    undone = RuntimeScores(Path(SHIPPED_MODEL)).scores([photos.crops[i] for i in found]) \
+        * np.maximum(shipped.card.class_prior, 1e-4) ** in_graph
+    pred = np.full(len(photos.labels), -1)
+    pred[found] = undone.argmax(axis=1)
+    assert clean["accuracy"][f"{model} at tau 0"]["full"] == float((pred == photos.labels).mean())

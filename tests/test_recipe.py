@@ -79,6 +79,41 @@ def test_degradation_shrinks_detail_and_is_seeded():
     assert batch.shape == (4, 48, 48, 1) and batch.dtype == np.float32
 
 
+def test_the_clean_view_is_the_same_face_without_the_camera():
+    faces = np.random.default_rng(1).integers(0, 256, (16, 48, 48)).astype(np.uint8)
+    for p in (0.0, 1.0):
+        a = augment.Augment(degrade_p=p, erase_p=1.0)
+        plain = augment.augment_batch(faces, np.random.default_rng(4), a)
+        both = augment.augment_batch(faces, np.random.default_rng(4), a, clean_view=True)
+        # the student's channel is what training without a clean view draws, to the bit
+        assert both.shape == (16, 48, 48, 2) and np.array_equal(both[..., :1], plain)
+        student, clean = both[..., 0], both[..., 1]
+        if p == 0.0:
+            assert np.array_equal(student, clean)
+        else:   # degraded: less pixel-level detail than the clean view, which keeps the warp and light
+            assert np.abs(np.diff(student, axis=2)).mean() < 0.6 * np.abs(np.diff(clean, axis=2)).mean()
+            assert abs(student.mean() - clean.mean()) < 3.0
+
+
+def test_a_clean_view_teacher_reads_the_second_channel():
+    import keras
+
+    from models import fit
+    from models.student import build_student
+
+    teacher = build_student((4, 4, 4, 4), dropout=0.0, name="t")
+    st = fit.Stage.from_dict({"name": "s", "widths": [4, 4, 4, 4], "kd_from": "t", "kd_view": "clean", "dropout": 0.0})
+    net, model = fit.build(st, teacher)
+    x = np.random.default_rng(0).uniform(0, 255, (3, 48, 48, 2)).astype(np.float32)
+    out = np.asarray(model.predict(x, verbose=0))
+    np.testing.assert_allclose(out[:, :8], np.asarray(net.predict(x[..., :1], verbose=0)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out[:, 8:], np.asarray(teacher.predict(x[..., 1:], verbose=0)), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(out[:, 8:], np.asarray(teacher.predict(x[..., :1], verbose=0)), atol=1e-5)
+    with pytest.raises(ValueError, match="kd_view must be one of same, clean, not 'dirty'"):
+        fit.Stage.from_dict({"name": "s", "kd_view": "dirty"})
+    keras.backend.clear_session()
+
+
 def test_recipe_errors_name_the_file_and_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(TINY.replace("    batch: 32", "    bacth: 32"))
