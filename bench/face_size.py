@@ -39,7 +39,6 @@ tau (scores x prior ** (in-graph tau - T), the card's class prior), 0 being the 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import os
@@ -58,7 +57,7 @@ import numpy as np  # noqa: E402
 from bench.accuracy import Ours, Teacher  # noqa: E402
 from edge.classify import prior_weights  # noqa: E402
 from models import evaluate, ferplus  # noqa: E402
-from models.taiwanese import TAIWAN_CLASSES, Photos, load_photos, photo_predictions, taiwan_figures  # noqa: E402
+from models.taiwanese import Photos, load_photos, photo_predictions, photo_rows, taiwan_figures  # noqa: E402
 
 SIZES = (20, 24, 28, 32, 40, 48, 64, 96)
 FULL = 0                                  # the size key of "full size"
@@ -221,13 +220,6 @@ def face_widths(pipe: Pipeline, images: list[np.ndarray], upscale: int = 1) -> n
         widths.append(np.nan if w is None else w / upscale)
     widths = np.array(widths)
     return np.where(np.isnan(widths), np.nanmedian(widths) if np.isfinite(widths).any() else 1.0, widths)
-
-
-def taiwanese_rows(dataset: Path, limit: int) -> list[dict]:
-    """labels.csv rows in models/taiwanese.py's order and selection."""
-    with open(dataset / "labels.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["label"] in TAIWAN_CLASSES]
-    return rows[:limit] if limit else rows
 
 
 def taiwan_curve(models: list, photos: Photos, runs: dict[int, SizeRun], condition: str) -> Curve:
@@ -460,7 +452,7 @@ def curves(args: argparse.Namespace, models: list, sizes: list[int], result: dic
         photos = load_photos(dataset, args.limit)        # bench/accuracy.py's way: the reference for "full"
         direct = {m.name: taiwan_figures(photo_predictions(m, photos, big=False)[0], photos)["all"] for m in models}
         if "tw" not in runs:
-            rows = taiwanese_rows(dataset, args.limit)
+            rows = photo_rows(dataset, args.limit)
             images = [cv2.imread(str(dataset / r["path"]), cv2.IMREAD_COLOR) for r in rows]
             widths = face_widths(pipe, images)
             extra["tw_widths"] = widths

@@ -42,10 +42,7 @@ def load_photos(dataset: Path, limit: int = 0) -> Photos:
     from edge.config.align import AlignConfig
     from edge.face_analyzer import FaceAnalyzer, PipelineSections
 
-    with open(dataset / "labels.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["label"] in TAIWAN_CLASSES]
-    if limit:
-        rows = rows[:limit]
+    rows = photo_rows(dataset, limit)
     sections = PipelineSections()
     analyzer = FaceAnalyzer(sections, classify=False)
     big = sections.align.model_copy(update={"size": 112}) if hasattr(sections.align, "model_copy") \
@@ -56,10 +53,26 @@ def load_photos(dataset: Path, limit: int = 0) -> Photos:
         dets = analyzer.detect(image) if image is not None else []
         crops.append(analyzer.align(image, dets[:1])[0] if dets else None)
         crops_big.append(align_faces(image, dets[:1], big)[0] if dets else None)
+    return Photos(*_labels(rows), crops, crops_big)
+
+
+def photo_rows(dataset: Path, limit: int = 0) -> list[dict]:
+    """The labels.csv rows of the photographs evaluated (labels this project maps), in file order."""
+    with open(dataset / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["label"] in TAIWAN_CLASSES]
+    return rows[:limit] if limit else rows
+
+
+def _labels(rows: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     labels = np.array([ferplus.CLASSES.index(TAIWAN_CLASSES[r["label"]]) for r in rows])
     agreed = np.array([r["label"] == "neutral" or r.get("agree", "").strip().lower() in ("1", "true", "yes")
                        for r in rows])
-    return Photos(labels, np.array([int(r["performer"]) for r in rows]), agreed, crops, crops_big)
+    return labels, np.array([int(r["performer"]) for r in rows]), agreed
+
+
+def photo_labels(dataset: Path, limit: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(posed label as FER+ class index, performer, agreed) of each photograph, in load_photos' order."""
+    return _labels(photo_rows(dataset, limit))
 
 
 def photo_predictions(model, photos: "Photos", big: bool, prior: np.ndarray | None = None,
