@@ -193,6 +193,8 @@ def build(st: Stage, kd_net=None):
     if kd_net is None:
         return net, net
     kd_net.trainable = False
+    if kd_net.name == net.name:     # both warm-started from a .tflite ("fer_warm"): one model needs unique names
+        kd_net.name = f"{kd_net.name}_teacher"
     if st.kd_view == "clean":   # channel 0: the student's (degraded) view, 1: the same face clean, for the teacher
         inp = keras.Input((48, 48, 2), name="pixels_and_clean")
         student_in, teacher_in = inp[..., :1], inp[..., 1:]

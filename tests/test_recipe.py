@@ -101,7 +101,7 @@ def test_a_clean_view_teacher_reads_the_second_channel():
     from models import fit
     from models.student import build_student
 
-    teacher = build_student((4, 4, 4, 4), dropout=0.0, name="t")
+    teacher = build_student((4, 4, 4, 4), dropout=0.0, name="fer_s")    # the student's name too, as two warm starts
     st = fit.Stage.from_dict({"name": "s", "widths": [4, 4, 4, 4], "kd_from": "t", "kd_view": "clean", "dropout": 0.0})
     net, model = fit.build(st, teacher)
     x = np.random.default_rng(0).uniform(0, 255, (3, 48, 48, 2)).astype(np.float32)

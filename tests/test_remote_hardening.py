@@ -79,7 +79,7 @@ class Rig:
                                                       "STATE_DIRECTORY": str(self.state_dir)})
         self.service.wait_ready(timeout=90)        # models load slowly on a busy machine
         before = len(self.states.on(STATE))
-        assert self.states.wait_for(lambda m: len(m) > before, timeout=10) or before, "no config/state after start"
+        assert self.states.wait_for(lambda m: len(m) > before, timeout=30) or before, "no config/state after start"
 
     def restart(self) -> None:
         code, _ = self.service.stop()

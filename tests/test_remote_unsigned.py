@@ -36,7 +36,7 @@ class SecretRig(Rig):
                                                       "STATE_DIRECTORY": str(self.state_dir)})
         self.service.wait_ready(timeout=90)
         before = len(self.states.on(f"fer-edge/{DEVICE}/config/state"))
-        assert self.states.wait_for(lambda m: len(m) > before, timeout=10) or before
+        assert self.states.wait_for(lambda m: len(m) > before, timeout=30) or before
 
     def leaked(self) -> list[str]:
         secrets = (PASSWORD, OTHER, SECRET, os.environ.get("HOME", "/root"))
