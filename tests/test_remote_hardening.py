@@ -74,12 +74,18 @@ class Rig:
         self.service: ServiceProcess | None = None
         self.start()
 
+    def service_env(self) -> dict[str, str]:
+        return {"FER_EDGE_CONFIG_SECRET": SECRET, "STATE_DIRECTORY": str(self.state_dir)}
+
     def start(self) -> None:
-        self.service = ServiceProcess(self.path, env={"FER_EDGE_CONFIG_SECRET": SECRET,
-                                                      "STATE_DIRECTORY": str(self.state_dir)})
-        self.service.wait_ready(timeout=90)        # models load slowly on a busy machine
-        before = len(self.states.on(STATE))
-        assert self.states.wait_for(lambda m: len(m) > before, timeout=30) or before, "no config/state after start"
+        self.service = ServiceProcess(self.path, env=self.service_env())
+        try:
+            self.service.wait_ready(timeout=90)        # models load slowly on a busy machine
+            before = len(self.states.on(STATE))
+            assert self.states.wait_for(lambda m: len(m) > before, timeout=30) or before, "no config/state after start"
+        except BaseException:
+            self.service.close()     # a rig that fails to start leaves no service running after its test
+            raise
 
     def restart(self) -> None:
         code, _ = self.service.stop()

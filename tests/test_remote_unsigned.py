@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from conftest import REPO  # noqa: E402
-from conftest_service import ServiceProcess, write_config  # noqa: E402
+from conftest_service import write_config  # noqa: E402
 from test_remote_hardening import DEVICE, SECRET, Rig, needs_mosquitto  # noqa: E402
 
 from edge.control.signing import device_target, sign_message  # noqa: E402
@@ -29,14 +29,12 @@ OTHER = f"other-{uuid.uuid4().hex[:12]}"          # a variable nobody refers to
 class SecretRig(Rig):
     """Rig whose service also has FER_EDGE_MQTT_PASSWORD and another secret in its environment."""
 
+    def service_env(self) -> dict[str, str]:
+        return super().service_env() | {"FER_EDGE_MQTT_PASSWORD": PASSWORD, "SOME_TOKEN": OTHER}
+
     def start(self) -> None:
         self.everything = getattr(self, "everything", None) or self.broker.subscribe_collect("#")
-        self.service = ServiceProcess(self.path, env={"FER_EDGE_CONFIG_SECRET": SECRET, "FER_EDGE_MQTT_PASSWORD":
-                                                      PASSWORD, "SOME_TOKEN": OTHER,
-                                                      "STATE_DIRECTORY": str(self.state_dir)})
-        self.service.wait_ready(timeout=90)
-        before = len(self.states.on(f"fer-edge/{DEVICE}/config/state"))
-        assert self.states.wait_for(lambda m: len(m) > before, timeout=30) or before
+        super().start()
 
     def leaked(self) -> list[str]:
         secrets = (PASSWORD, OTHER, SECRET, os.environ.get("HOME", "/root"))
