@@ -21,6 +21,7 @@ STUDIES = {
     "distill": ("--teachers", "--weights", "--ckplus-repeat", "--init", "--mixup", "--time-budget"),
     "soup": ("--run", "--out", "--alphas", "--tune-on-odd", "--max-valid-drop"),
     "frontier": ("--run", "--floors", "--alphas"),
+    "kd_view": ("--recipe", "--run", "--cache", "--sizes"),
 }
 
 
