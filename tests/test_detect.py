@@ -111,6 +111,36 @@ def test_blazeface_finds_two_faces_side_by_side(blazeface, photos):
     assert sorted(d.box[0] < 256 for d in dets) == [False, True]
 
 
+def _eye_error(det, reference, scale: float, shift: tuple[float, float]) -> float:
+    """Mean distance (frame px) of ``det``'s eyes from the full-size ``reference`` eyes mapped into the frame."""
+    return float(np.mean([np.hypot(det.landmarks[e][0] - (reference.landmarks[e][0] * scale + shift[0]),
+                                   det.landmarks[e][1] - (reference.landmarks[e][1] * scale + shift[1]))
+                          for e in ("right_eye", "left_eye")]))
+
+
+def test_a_face_near_the_bottom_of_the_kiosk_range_is_searched_again_around_itself(blazeface, photos):
+    """A 72 px face in a 640x480 frame is ~14 px in the short-range model's input: its eyes come out ~5 px
+    off (enough to misalign the crop) until a second run in a patch around the face fills the input."""
+    unrefined = make_detector(BlazeFaceConfig(profile="kiosk", fallback_to_haar=False,
+                                              blazeface=BlazeFaceOptions(refine_below=0.0)))
+    assert blazeface.refine_below() == 0.25
+    before, after = [], []
+    for image, _ in photos:
+        reference = blazeface.detect(image)[0]                 # full size: the face fills the input already
+        scale = 72 / reference.box[2]
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        frame = np.full((480, 640, 3), 128, np.uint8)
+        y, x = (480 - small.shape[0]) // 2, (640 - small.shape[1]) // 2
+        frame[y:y + small.shape[0], x:x + small.shape[1]] = small
+        plain, refined = unrefined.detect(frame), blazeface.detect(frame)
+        assert len(plain) == len(refined) == 1                 # the same face, once
+        before.append(_eye_error(plain[0], reference, scale, (x, y)))
+        after.append(_eye_error(refined[0], reference, scale, (x, y)))
+        assert abs(refined[0].box[2] - 72) < abs(plain[0].box[2] - 72) + 2   # boxes no further off than before
+    assert np.median(after) < 0.6 * np.median(before), (before, after)
+    assert np.median(after) < 2.5, after
+
+
 def test_tiles_cover_the_frame_with_overlap():
     from edge.detect.blazeface import tiles
 

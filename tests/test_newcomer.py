@@ -43,8 +43,8 @@ def test_a_typo_inside_a_backend_sub_section_is_reported_there(tmp_path):
     r = fer_edge("config", "validate", "t.yaml", cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.splitlines()[:2] == [
-        "t.yaml:4: detector.blazeface.min_scroe: unknown key (allowed: model_path, nms_iou, threads, tile_px, "
-        "verify_sha256)",
+        "t.yaml:4: detector.blazeface.min_scroe: unknown key (allowed: model_path, nms_iou, refine_below, "
+        "refine_patch, threads, tile_px, verify_sha256)",
         "t.yaml:6: detector.haar.scale_factr: unknown key (allowed: cascade, detect_width, eye_cascade, eyes, "
         "min_neighbors, room_width, scale_factor); did you mean 'scale_factor'?"]
 

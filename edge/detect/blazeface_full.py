@@ -39,6 +39,10 @@ class BlazeFaceFullDetector(BlazeFaceDetector):
         """Sides of the tiles searched besides the whole frame, smallest first."""
         return sorted(self.full_opts.tiles)
 
+    def refine_below(self) -> float:
+        """The room search does not search faces again: its tiles already put small faces in range."""
+        return 0.0
+
 
 @backend("blazeface")
 def build(section: DetectorSection, common: CommonDetectorOptions, room: bool) -> FaceDetector:

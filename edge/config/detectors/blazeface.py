@@ -22,6 +22,11 @@ class BlazeFaceOptions(StrictModel):
     tile_px: int = Field(0, ge=0, description="0: search the whole frame in one pass (faces down to about a "
                          "seventh of its longer side). N: also search overlapping N-pixel tiles (faces down to "
                          "about N/6 px, one more model run per tile).")
+    refine_below: float = Field(0.25, ge=0.0, le=1.0, description="A face narrower than this share of the frame's "
+                                "longer side is searched again in a square patch around it (`refine_patch` times "
+                                "its box), where it fills the model's input: one more model run per such face, and "
+                                "landmarks precise enough to align it (bench/face_size.py measures it). 0: off.")
+    refine_patch: float = Field(2.5, ge=1.5, le=6.0, description="Side of that patch, in face boxes.")
 
 
 class BlazeFaceFullOptions(StrictModel):
