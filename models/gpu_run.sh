@@ -3,8 +3,10 @@
 # H200), on Keras 3's PyTorch backend. Everything else (pack, prior, export, card) runs on the CPU.
 #
 # Here, first:   python -m models.gpu_prep             (builds .gpu/pack and .whl, both git-ignored)
+#                python -m models.gpu_prep --aside     (the float references, not read there, out of the tree)
 # There:         bash models/gpu_run.sh                (device tool: carry .gpu and .whl)
-# Back here:     python -m models.gpu_prep --unpack DIR  (puts the weights into the run folder), then
+# Back here:     python -m models.gpu_prep --restore, then
+#                python -m models.gpu_prep --unpack DIR  (puts the weights into the run folder), then
 #                python -m models.train --recipe models/recipes/gpu-teacher-student.yaml --resume --ship
 #
 # Settings: RECIPE (models/recipes/gpu-teacher-student.yaml), MINUTES of training (6.5), PARALLEL variants side by

@@ -210,6 +210,32 @@ def test_gpu_collect_and_unpack_make_a_finished_run(tmp_path):
     assert json.loads((here / "student@1" / "log.json").read_text())["finished"]
 
 
+def test_gpu_prep_sets_aside_only_what_the_run_does_not_need_and_restores_it(tmp_path):
+    """The float references leave the tree that travels (tracked bytes fall by their size) and come back intact."""
+    import subprocess
+
+    files = {"models/reference/fer_emotion_float.tflite": b"f" * 300,
+             "models/reference/2.0.0/fer_emotion_float.tflite": b"g" * 200,
+             "models/reference/2.0.0/fer_emotion_int8.tflite": b"i" * 50,
+             "edge/model/fer_emotion_int8.tflite": b"s" * 40}
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "untracked_float.tflite").write_bytes(b"u")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", *files], cwd=tmp_path, check=True)
+    before = gpu_prep.tracked_bytes(tmp_path)[0]
+    assert gpu_prep.set_aside(tmp_path) == 500
+    assert gpu_prep.tracked_bytes(tmp_path)[0] == before - 500
+    assert not (tmp_path / "models/reference/fer_emotion_float.tflite").exists()
+    assert (tmp_path / "models/reference/2.0.0/fer_emotion_int8.tflite").exists()   # int8 models stay
+    assert gpu_prep.set_aside(tmp_path) == 0                                          # nothing left to move
+    assert sorted(gpu_prep.restore(tmp_path)) == sorted(n for n in files if n.endswith("_float.tflite"))
+    for name, data in files.items():
+        assert (tmp_path / name).read_bytes() == data
+    assert gpu_prep.tracked_bytes(tmp_path)[0] == before
+
+
 def test_interpolation_mixes_the_start_and_the_tuned_weights_and_picks_on_validation(tmp_path):
     """WiSE-FT step: alpha 0 is the start model, 1 the tuned one, the saved mixture is the best-scored alpha."""
     from models import fit
