@@ -323,8 +323,9 @@ def run_stage(st: Stage, pack: Pack, out: Path, seed: int, kd_net=None, time_bud
         if time_budget_s and epoch == 1 and start_epoch == 1:
             fit = int(time_budget_s // max(time.time() - started, 1e-3))
             log["epochs_planned"] = max(2, min(st.epochs, fit))
-            print(f"\n{st.name}: {time.time() - started:.0f}s per epoch: {log['epochs_planned']} epochs fit "
-                  f"the {time_budget_s:.0f}s budget", flush=True)
+            print(f"\n{st.name}: {time.time() - started:.0f}s per epoch: {fit} epochs fit the {time_budget_s:.0f}s "
+                  f"budget, {log['epochs_planned']} planned" + (" (at least 2; the budget's hard stop ends it)"
+                                                                 if fit < 2 else ""), flush=True)
         scored = stage_score(net, st, (val_x, val_y), (ck_x, ck_y), val_deg)
         acc, ck_acc, deg_acc, score = (scored[k] for k in ("val_acc", "ck_val_acc", "val_degraded_acc", "score"))
         row = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None, **scored,
