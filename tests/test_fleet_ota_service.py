@@ -46,16 +46,20 @@ def rig(tmp_path_factory):
         "stats": {"interval_s": 1.0},
         "events": {"summary_interval_s": 2.0},     # a summary counts the faces per emotion every 2 s
     })
-    service = ServiceProcess(path, env={"FER_EDGE_CONFIG_SECRET": SECRET, "STATE_DIRECTORY": str(tmp / "state")})
-    service.wait_ready(60)
-    faces_file = tmp / "faces.npz"
-    faces_file.write_bytes(selftest_faces().to_bytes())
-    events = broker.subscribe_collect(f"fer-edge/{DEVICE}/events")
-    states = broker.subscribe_collect(f"fer-edge/{DEVICE}/model/state")
-    assert states.wait_for(1, timeout=20), "no retained model/state at start:\n" + service.stderr()[-2000:]
-    yield broker, service, tmp, faces_file, events, states
-    service.close()
-    broker.close()
+    service = None
+    try:     # a rig that fails to come up leaves no service or broker running after it
+        service = ServiceProcess(path, env={"FER_EDGE_CONFIG_SECRET": SECRET, "STATE_DIRECTORY": str(tmp / "state")})
+        service.wait_ready(60)
+        faces_file = tmp / "faces.npz"
+        faces_file.write_bytes(selftest_faces().to_bytes())
+        events = broker.subscribe_collect(f"fer-edge/{DEVICE}/events")
+        states = broker.subscribe_collect(f"fer-edge/{DEVICE}/model/state")
+        assert states.wait_for(1, timeout=20), "no retained model/state at start:\n" + service.stderr()[-2000:]
+        yield broker, service, tmp, faces_file, events, states
+    finally:
+        if service is not None:
+            service.close()
+        broker.close()
 
 
 def push(broker: Broker, model: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -39,33 +39,35 @@ def rig(tmp_path_factory):
     for k in range(2):
         cv2.imwrite(str(frames / f"{k}.png"), np.full((120, 160, 3), 40 + 100 * k, np.uint8))
     services = {}
-    for dev, device, detector in (("fa", {"name": "Front door", "location": "Lobby"}, {"type": "haar"}),
-                                  ("fb", {}, None), ("fc", {}, {"type": "haar"})):
-        folder = tmp / dev
-        (folder / "state").mkdir(parents=True)
-        cfg = {"device": {"id": dev, "groups": ["shop"], **device},
-               "source": {"uri": str(frames), "loop": True, "pace": True, "fps": 2},
-               "mqtt": broker.mqtt_config(), "queue": {"path": str(folder / "queue.db")},
-               "service": {"remote_config": {"enabled": True, "require_signature": True}},
-               "stats": {"interval_s": 1.0}, "events": {"summary_interval_s": 2.0}}
-        if detector:
-            cfg["detector"] = detector
-        services[dev] = ServiceProcess(write_config(folder / "config.yaml", cfg),
-                                       env={"FER_EDGE_CONFIG_SECRET": SECRET, "STATE_DIRECTORY": str(folder / "state")})
-    for service in services.values():
-        service.wait_ready(90)
-    layers = broker.subscribe_collect("fer-edge/+/config/layers")
-    assert layers.wait_for(lambda m: {x.topic.split("/")[1] for x in m} >= set(services), timeout=30)
+    try:     # a rig that fails to come up leaves no service or broker running after it
+        for dev, device, detector in (("fa", {"name": "Front door", "location": "Lobby"}, {"type": "haar"}),
+                                      ("fb", {}, None), ("fc", {}, {"type": "haar"})):
+            folder = tmp / dev
+            (folder / "state").mkdir(parents=True)
+            cfg = {"device": {"id": dev, "groups": ["shop"], **device},
+                   "source": {"uri": str(frames), "loop": True, "pace": True, "fps": 2},
+                   "mqtt": broker.mqtt_config(), "queue": {"path": str(folder / "queue.db")},
+                   "service": {"remote_config": {"enabled": True, "require_signature": True}},
+                   "stats": {"interval_s": 1.0}, "events": {"summary_interval_s": 2.0}}
+            if detector:
+                cfg["detector"] = detector
+            services[dev] = ServiceProcess(write_config(folder / "config.yaml", cfg),
+                                           env={"FER_EDGE_CONFIG_SECRET": SECRET, "STATE_DIRECTORY": str(folder / "state")})
+        for service in services.values():
+            service.wait_ready(90)
+        layers = broker.subscribe_collect("fer-edge/+/config/layers")
+        assert layers.wait_for(lambda m: {x.topic.split("/")[1] for x in m} >= set(services), timeout=30)
 
-    def fleet(*args: str) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "FER_EDGE_CONFIG_SECRET": SECRET}
-        return subprocess.run([sys.executable, "-m", "edge.cli", "fleet", "--port", str(broker.port), *args],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        def fleet(*args: str) -> subprocess.CompletedProcess:
+            env = {**os.environ, "PYTHONPATH": str(REPO), "FER_EDGE_CONFIG_SECRET": SECRET}
+            return subprocess.run([sys.executable, "-m", "edge.cli", "fleet", "--port", str(broker.port), *args],
+                                  cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
-    yield {"broker": broker, "services": services, "fleet": fleet, "tmp": tmp}
-    for service in services.values():
-        service.close()
-    broker.close()
+        yield {"broker": broker, "services": services, "fleet": fleet, "tmp": tmp}
+    finally:
+        for service in services.values():
+            service.close()
+        broker.close()
 
 
 def patch(rig, text: str, name: str = "patch.yaml") -> str:

@@ -194,6 +194,39 @@ def test_retained_extras_and_subscriptions_for_the_service(broker, tmp_path):
     sink.close()
 
 
+def test_a_retained_message_stored_while_the_connection_comes_up_still_reaches_the_broker(broker, tmp_path, monkeypatch):
+    """The service publishes config/state at start while paho's thread may be in the middle of its on_connect
+    (found in CI: a device stayed online for minutes without ever publishing config/state or config/layers)."""
+    import threading
+
+    from edge.publish.state import RetainedState
+
+    older = {"ok": True, "version": "a" * 64, "error": None, "ts": "2025-01-01T00:00:00.000Z"}
+    newer = {**older, "version": "b" * 64}
+    holder: dict = {}
+    ready = threading.Event()
+    original = RetainedState.connected
+
+    def connected(self, *args, **kwargs):
+        # paho's thread, after on_connect re-sent the retained messages and before the sink calls itself
+        # connected: the main thread stores a newer config/state in that window
+        ready.wait(5)
+        holder["sink"].publish_retained("config/state", newer)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(RetainedState, "connected", connected)
+    sink = open_sink(broker, tmp_path / "q.db")
+    holder["sink"] = sink
+    sink.publish_retained("config/state", older)
+    ready.set()
+    assert wait_until(lambda: sink.connected)
+    sub = broker.subscribe_collect("fer-edge/dev1/config/state")
+    assert sub.wait_for(lambda m: m and m[-1].json() == newer, 5), "the newer config/state never reached the broker"
+    later = broker.subscribe_collect("fer-edge/dev1/config/state")    # what the broker keeps: the newer one
+    assert later.wait_for(1, 5) and later.messages[0].json() == newer and later.messages[0].retain
+    sink.close()
+
+
 def test_bad_settings_give_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="prefix"):
         MqttConfig(host="h", prefix="fer-edge/#")

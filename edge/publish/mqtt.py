@@ -73,6 +73,7 @@ class MqttSink:
         self._retained: dict[str, bytes] = {}  # further retained topics, re-sent on every connection
         self._subscriptions: dict[str, Callable[[bytes], None]] = {}
         self._side_lock = threading.Lock()     # _retained and _subscriptions: paho's thread walks them
+        self._retained_live = False            # this connection has had _retained (under _side_lock)
         self.duplicates = DuplicateWatch(device, self.instance, STARTED_EPOCH)
         self._cond = threading.Condition()
         self._wake = False
@@ -122,6 +123,8 @@ class MqttSink:
         """
         old = self.client
         self._connected = False    # the main thread publishes nothing on `old` from here on
+        with self._side_lock:
+            self._retained_live = False
         old.disconnect()           # clean: the broker discards its will; the new connection says `online`
         old.loop_stop()
         with self._cond:
@@ -206,8 +209,11 @@ class MqttSink:
         topic = self.topics.sub(subtopic)
         with self._side_lock:
             self._retained[topic] = data
-        if self._connected:
-            self.client.publish(topic, data, qos=SIDE_QOS, retain=True)
+            # not `_connected`: that is set only after on_connect sent the retained messages, and a message
+            # stored in between would wait for the next reconnection (a device online for minutes without
+            # its config/state)
+            if self._retained_live:
+                self.client.publish(topic, data, qos=SIDE_QOS, retain=True)
 
     def subscribe(self, subtopic: str, callback: Callable[[bytes], None]) -> None:
         """Call ``callback(payload)`` (in paho's thread: keep it short) for messages on ``<prefix>/<device>/<subtopic>``."""
@@ -244,6 +250,8 @@ class MqttSink:
             except (RuntimeError, ValueError):
                 pass
         self._connected = False
+        with self._side_lock:
+            self._retained_live = False
         self.client.disconnect()       # a clean DISCONNECT: the broker discards the last will
         self.client.loop_stop()
         self.queue.close()
@@ -279,12 +287,16 @@ class MqttSink:
         client.subscribe(self.topics.status, qos=0)
         client.publish(self.topics.status, status_payload("online", self.device, self.instance), qos=SIDE_QOS,
                        retain=True)
-        with self._side_lock:      # the main thread may add to them meanwhile: walk copies
-            retained, subscriptions = list(self._retained.items()), list(self._subscriptions)
+        with self._side_lock:      # the main thread may add to them meanwhile: walk a copy
+            subscriptions = list(self._subscriptions)
         for topic in subscriptions:     # before the retained ones: whoever sees config/state can send config/set
             client.subscribe(topic, qos=1)
-        for topic, data in retained:
-            client.publish(topic, data, qos=SIDE_QOS, retain=True)
+        with self._side_lock:
+            # sent under the lock (paho only queues them): a message stored meanwhile goes out here, or
+            # from publish_retained once this connection is live, and never before an older copy of itself
+            for topic, data in self._retained.items():
+                client.publish(topic, data, qos=SIDE_QOS, retain=True)
+            self._retained_live = True
         self.state.connected()
         with self._cond:
             self._connected = True
@@ -301,6 +313,8 @@ class MqttSink:
                        self.queue.depth, max(self.cfg.reconnect_min_s, self.cfg.reconnect_max_s))
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        with self._side_lock:
+            self._retained_live = False
         with self._cond:
             was = self._connected
             self._connected = False
