@@ -36,15 +36,11 @@ from edge.publish.mqtt_client import WILL_QOS, connect_properties, default_clien
 from edge.publish.payloads import encode, stats_payload, status_payload
 from edge.publish.queue import EventQueue, QueueError
 from edge.publish.ratelimit import LogEvery
+from edge.publish.side import SIDE_QOS, SideChannel
 from edge.publish.state import RetainedState
 from edge.publish.topics import Topics, check_topic_level
 
 log = logging.getLogger(__name__)
-
-# status, state, discovery and other retained messages are re-sent on every connection, so QoS 0
-# loses nothing that matters, and it keeps them out of the broker's receive quota (mosquitto allows
-# 20 unacknowledged QoS>0 messages per client and drops a client that exceeds it with QoS 2 events).
-SIDE_QOS = 0
 
 
 class MqttSink:
@@ -70,10 +66,7 @@ class MqttSink:
         who = replace(who or Announced(), stats_topic=self.topics.stats, events_topic=self.topics.events)
         self.state = RetainedState(device, self.topics, homeassistant or HomeAssistantConfig(),
                                    [check_topic_level(cam, "camera id") for cam in cameras], who)
-        self._retained: dict[str, bytes] = {}  # further retained topics, re-sent on every connection
-        self._subscriptions: dict[str, Callable[[bytes], None]] = {}
-        self._side_lock = threading.Lock()     # _retained and _subscriptions: paho's thread walks them
-        self._retained_live = False            # this connection has had _retained (under _side_lock)
+        self.side = SideChannel()              # further retained topics and subscriptions, on every connection
         self.duplicates = DuplicateWatch(device, self.instance, STARTED_EPOCH)
         self._cond = threading.Condition()
         self._wake = False
@@ -108,10 +101,8 @@ class MqttSink:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        with self._side_lock:      # a subscription added meanwhile lands on this client or is copied to it
-            for topic, callback in self._subscriptions.items():
-                client.message_callback_add(topic, _deliver(callback))
-            self.client = client
+        self.side.attach(client)
+        self.client = client
         client.connect_async(self.cfg.host, self.port, self.cfg.keepalive_s, properties=connect_properties(self.cfg))
         client.loop_start()
 
@@ -123,8 +114,7 @@ class MqttSink:
         """
         old = self.client
         self._connected = False    # the main thread publishes nothing on `old` from here on
-        with self._side_lock:
-            self._retained_live = False
+        self.side.lost()
         old.disconnect()           # clean: the broker discards its will; the new connection says `online`
         old.loop_stop()
         with self._cond:
@@ -205,15 +195,7 @@ class MqttSink:
 
     def publish_retained(self, subtopic: str, payload: dict[str, Any] | str | bytes) -> None:
         """Keep a retained message on ``<prefix>/<device>/<subtopic>`` (e.g. ``config/state``), re-sent on reconnect."""
-        data = encode(payload)
-        topic = self.topics.sub(subtopic)
-        with self._side_lock:
-            self._retained[topic] = data
-            # not `_connected`: that is set only after on_connect sent the retained messages, and a message
-            # stored in between would wait for the next reconnection (a device online for minutes without
-            # its config/state)
-            if self._retained_live:
-                self.client.publish(topic, data, qos=SIDE_QOS, retain=True)
+        self.side.keep(self.topics.sub(subtopic), encode(payload))
 
     def subscribe(self, subtopic: str, callback: Callable[[bytes], None]) -> None:
         """Call ``callback(payload)`` (in paho's thread: keep it short) for messages on ``<prefix>/<device>/<subtopic>``."""
@@ -221,12 +203,7 @@ class MqttSink:
 
     def subscribe_topic(self, topic: str, callback: Callable[[bytes], None]) -> None:
         """Like :meth:`subscribe` for a whole topic (e.g. a group's ``<prefix>/group/<g>/config/set``)."""
-        with self._side_lock:      # with the client: a client switch copies the list under this lock
-            self._subscriptions[topic] = callback
-            self.client.message_callback_add(topic, _deliver(callback))
-        # Always: _on_connect may have copied the list just before the line above and not yet set
-        # _connected; while not connected paho only answers MQTT_ERR_NO_CONN (and _on_connect subscribes).
-        self.client.subscribe(topic, qos=1)
+        self.side.subscribe(topic, callback)
 
     def close(self, timeout: float = 5.0, status: str | None = "stopped") -> None:
         """Send what the queue holds for up to ``timeout`` s, say ``status``, disconnect. Unsent events stay queued.
@@ -250,8 +227,7 @@ class MqttSink:
             except (RuntimeError, ValueError):
                 pass
         self._connected = False
-        with self._side_lock:
-            self._retained_live = False
+        self.side.lost()
         self.client.disconnect()       # a clean DISCONNECT: the broker discards the last will
         self.client.loop_stop()
         self.queue.close()
@@ -287,16 +263,7 @@ class MqttSink:
         client.subscribe(self.topics.status, qos=0)
         client.publish(self.topics.status, status_payload("online", self.device, self.instance), qos=SIDE_QOS,
                        retain=True)
-        with self._side_lock:      # the main thread may add to them meanwhile: walk a copy
-            subscriptions = list(self._subscriptions)
-        for topic in subscriptions:     # before the retained ones: whoever sees config/state can send config/set
-            client.subscribe(topic, qos=1)
-        with self._side_lock:
-            # sent under the lock (paho only queues them): a message stored meanwhile goes out here, or
-            # from publish_retained once this connection is live, and never before an older copy of itself
-            for topic, data in self._retained.items():
-                client.publish(topic, data, qos=SIDE_QOS, retain=True)
-            self._retained_live = True
+        self.side.connected(client)
         self.state.connected()
         with self._cond:
             self._connected = True
@@ -313,8 +280,7 @@ class MqttSink:
                        self.queue.depth, max(self.cfg.reconnect_min_s, self.cfg.reconnect_max_s))
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        with self._side_lock:
-            self._retained_live = False
+        self.side.lost()
         with self._cond:
             was = self._connected
             self._connected = False
@@ -343,9 +309,7 @@ class MqttSink:
             self._log_duplicate("MQTT: %s", self.duplicates.message(client_id))
             alarm = encode(self.duplicates.alarm())
             topic = self.topics.sub("duplicate")
-            with self._side_lock:
-                self._retained[topic] = alarm
-            client.publish(topic, alarm, qos=SIDE_QOS, retain=True)
+            self.side.keep(topic, alarm)
             if state != "online" and self._connected:      # its will or `stopped` must not hide that we are online
                 client.publish(self.topics.status, status_payload("online", self.device, self.instance),
                                qos=SIDE_QOS, retain=True)
@@ -404,10 +368,6 @@ class MqttSink:
         for topic, payload in self.state.due():
             self.client.publish(topic, payload, qos=SIDE_QOS, retain=True)
 
-
-def _deliver(callback: Callable[[bytes], None]) -> Callable[[paho.Client, Any, Any], None]:
-    """A paho message callback that hands ``callback`` the payload only."""
-    return lambda _client, _userdata, msg: callback(msg.payload)
 
 
 def _round(v: float | None) -> float | None:
