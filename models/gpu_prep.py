@@ -66,7 +66,9 @@ def set_aside(root: Path = ROOT) -> int:
 def restore(root: Path = ROOT) -> list[str]:
     """Put back what ``set_aside`` moved (never over a file that is there again); the names put back."""
     aside, back = root / ASIDE, []
-    for src in sorted(p for p in aside.rglob("*") if p.is_file()) if aside.exists() else []:
+    if not aside.exists():
+        return back
+    for src in sorted(p for p in aside.rglob("*") if p.is_file()):
         name = src.relative_to(aside).as_posix()
         if not (root / name).exists():
             (root / name).parent.mkdir(parents=True, exist_ok=True)

@@ -369,6 +369,5 @@ class MqttSink:
             self.client.publish(topic, payload, qos=SIDE_QOS, retain=True)
 
 
-
 def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 1)
