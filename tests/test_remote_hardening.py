@@ -78,11 +78,12 @@ class Rig:
         return {"FER_EDGE_CONFIG_SECRET": SECRET, "STATE_DIRECTORY": str(self.state_dir)}
 
     def start(self) -> None:
+        # counted before the process starts: its first config/state may arrive before it is ready
+        before = len(self.states.on(STATE))
         self.service = ServiceProcess(self.path, env=self.service_env())
         try:
             self.service.wait_ready(timeout=90)        # models load slowly on a busy machine
-            before = len(self.states.on(STATE))
-            assert self.states.wait_for(lambda m: len(m) > before, timeout=30) or before, "no config/state after start"
+            assert self.states.wait_for(lambda m: len(m) > before, timeout=30), "no config/state after start"
         except BaseException:
             self.service.close()     # a rig that fails to start leaves no service running after its test
             raise
