@@ -18,9 +18,10 @@ from models.student import build_student
 
 def folded_weights(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]:
     """The (kernel HWIO, bias) of each CONV_2D in graph order, and the dense (kernel, bias), from ``path``."""
-    import tensorflow as tf
+    from edge.interpreter import interpreter_class
 
-    interp = tf.lite.Interpreter(model_path=str(path))
+    # LiteRT where installed (tf.lite.Interpreter is deprecated); the file's tensors are the same either way
+    interp = interpreter_class()[0](model_path=str(path))
     interp.allocate_tensors()
     ops = [(op["op_name"], [int(i) for i in op["inputs"][1:3]])  # the public API has no op list;
            for op in interp._get_ops_details()                      # this one is stable since TF 2.5
