@@ -42,8 +42,10 @@ setup(
         # psutil: CPU and memory figures of bench/dashboard.py and bench/fleet.py;
         # selenium: drives Debian's chromium + chromium-driver (apt) in the dashboard's browser tests
         # psycopg: the dashboard's history tests and bench/history.py against a real PostgreSQL server (apt)
-        "test": ["pytest>=7", "ruff>=0.4", "hypothesis>=6", "jsonschema>=4", "psutil", "selenium>=4.10", "psycopg[binary]>=3.1",
-                 "jinja2"],     # jinja2: renders the Home Assistant templates in tests/test_mqtt_discovery.py
+        # jinja2: renders the Home Assistant templates in tests/test_mqtt_discovery.py;
+        # pytest-xdist: the README's test command runs two test files at a time (most tests wait, not compute)
+        "test": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.4", "hypothesis>=6", "jsonschema>=4", "psutil",
+                 "selenium>=4.10", "psycopg[binary]>=3.1", "jinja2"],
     },
     entry_points={"console_scripts": ["fer-edge=edge.cli:main"]},
 )

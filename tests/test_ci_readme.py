@@ -35,5 +35,5 @@ def test_readme_set_up_installs_what_ci_and_the_tests_need():
     assert any("apt-get update" in c for c in commands), "a brand-new machine has no package lists"
     assert any(re.search(r"python3 -m venv ", c) for c in commands), "the set-up makes its own virtual environment"
     assert any('pip install -e ".[test,train]"' in c for c in commands)
-    assert commands[-1] == "python3 -m pytest -q"
+    assert commands[-1] == "python3 -m pytest -q -n 2 --dist loadfile"     # -n: pytest-xdist, in the test extra
     assert "python3 -m ruff check ." in commands, "the linter runs before the tests (rules: pyproject.toml)"
