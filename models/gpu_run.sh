@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The prepared GPU run: the training stages of a recipe in ONE device command (< 10 minutes of one
-# H200), on Keras 3's PyTorch backend. Everything else (pack, prior, export, card) runs on the CPU.
+# H100 or H200: MINUTES is wall-clock, so a slower card trains fewer epochs in the same time), on Keras 3's
+# PyTorch backend. Everything else (pack, prior, export, card) runs on the CPU.
 #
 # Here, first:   python -m models.gpu_prep             (builds .gpu/pack and .whl, both git-ignored)
 #                python -m models.gpu_prep --aside     (the float references, not read there, out of the tree)
