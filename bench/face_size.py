@@ -4,6 +4,7 @@
     nice -n 10 python bench/face_size.py --model X.tflite --cache /tmp/face_size.npz   # a candidate beside it
     python bench/face_size.py --limit 20 --fer-limit 20 --sizes 32 96         # quick look
     python bench/face_size.py --sizes 24 32 40 --teachers ../shared/teachers --taus 0 0.2   # where the gap comes from
+    python bench/face_size.py --sizes 32 40 --camera-parts blur --cache /tmp/fs_blur.npz   # what the blur alone costs
 
 Each Taiwanese photograph (../shared/data/faces/taiwanese_fed, labels via models/taiwanese.py) is
 shrunk with INTER_AREA so that its face is N px wide (N relative to the width of the box the default
@@ -31,7 +32,8 @@ them) with the default config and with quality.min_face_px at --crowd-gates (the
 one thread). Proposed gate, per model: the smallest width whose degraded Taiwanese accuracy is within
 --within points (default 3) of its clean full-size accuracy.
 
-Diagnostics of that gap: --teachers DIR also runs teachers A and B (training-time models,
+Diagnostics of that gap: --camera-parts P ... degrades the "camera" condition with only those parts
+of it (blur, noise, jpeg; default all three), to see which one costs the points; --teachers DIR also runs teachers A and B (training-time models,
 models/teachers.py) on the same 48 px crops, the crops their soft labels were computed on; --taus T
 ... also runs each fer-edge model with its in-graph prior correction changed after the fact to each
 tau (scores x prior ** (in-graph tau - T), the card's class prior), 0 being the model without it.
@@ -64,6 +66,7 @@ FULL = 0                                  # the size key of "full size"
 FRAME_HW, GREY = (480, 640), 128
 BLUR_SIGMA, NOISE_SIGMA, JPEG_QUALITY = 0.7, 3.0, 60
 CONDITIONS = ("clean", "camera")
+PARTS = ("blur", "noise", "jpeg")          # the camera condition's parts, in the order they are applied
 CROWD_GATES = (40, 32, 28, 24, 20)
 FER_UPSCALE = 4                           # FER+ faces are measured at 4x
 #: Code whose behaviour the cached crops depend on (with the options and the data): a change empties the cache.
@@ -149,10 +152,13 @@ class Pipeline:
         return float(dets[0].box[2]) if dets else None
 
 
-def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Camera-like softness and sensor noise on a resized face image (JPEG comes after, on the frame)."""
-    blurred = cv2.GaussianBlur(image, (0, 0), BLUR_SIGMA).astype(np.float32)
-    return np.clip(np.rint(blurred + rng.normal(0.0, NOISE_SIGMA, image.shape)), 0, 255).astype(np.uint8)
+def degrade(image: np.ndarray, rng: np.random.Generator, parts: tuple[str, ...] = PARTS) -> np.ndarray:
+    """Camera-like softness and sensor noise on a resized face image (JPEG comes after, on the frame);
+    ``parts``: which of the two to apply."""
+    out = (cv2.GaussianBlur(image, (0, 0), BLUR_SIGMA) if "blur" in parts else image).astype(np.float32)
+    if "noise" in parts:
+        out = out + rng.normal(0.0, NOISE_SIGMA, image.shape)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def jpeg(image: np.ndarray) -> np.ndarray:
@@ -178,18 +184,20 @@ def in_frame(image: np.ndarray) -> np.ndarray:
     return frame
 
 
-def test_frame(image: np.ndarray, scale: float | None, condition: str, rng: np.random.Generator) -> np.ndarray:
+def test_frame(image: np.ndarray, scale: float | None, condition: str, rng: np.random.Generator,
+               parts: tuple[str, ...] = PARTS) -> np.ndarray:
     """The frame the pipeline gets: ``image`` resized by ``scale`` into the grey frame (None: the image
-    itself, full size), degraded for the ``camera`` condition."""
+    itself, full size), degraded for the ``camera`` condition by its ``parts``."""
+    camera = condition == "camera"
     face = image if scale is None else resized(image, scale)
-    if condition == "camera":
-        face = degrade(face, rng)
+    if camera and ("blur" in parts or "noise" in parts):
+        face = degrade(face, rng, parts)
     frame = face if scale is None else in_frame(face)
-    return jpeg(frame) if condition == "camera" else frame
+    return jpeg(frame) if camera and "jpeg" in parts else frame
 
 
 def run_sizes(pipe: Pipeline, images: list[np.ndarray], widths: np.ndarray, sizes: list[int], condition: str,
-              seed: int, tag: str) -> dict[int, SizeRun]:
+              seed: int, tag: str, parts: tuple[str, ...] = PARTS) -> dict[int, SizeRun]:
     """Every image at every size (FULL: as it is) in one condition, through the pipeline."""
     out = {}
     for size in sizes:
@@ -197,13 +205,18 @@ def run_sizes(pipe: Pipeline, images: list[np.ndarray], widths: np.ndarray, size
         found, crops = [], []
         for i, (image, w) in enumerate(zip(images, widths)):
             rng = np.random.default_rng((seed, i, size))
-            frame = test_frame(image, None if size == FULL else size / w, condition, rng)
+            frame = test_frame(image, None if size == FULL else size / w, condition, rng, parts)
             f, crop = pipe.face(frame)
             found.append(f)
             crops.append(crop)
         out[size] = SizeRun(crops, np.array(found, bool))
         print(f"  {tag} {condition} {label(size)}: found {np.mean(found):.1%} ({time.time() - t0:.0f} s)", flush=True)
     return out
+
+
+def condition_name(condition: str, parts: tuple[str, ...]) -> str:
+    """How a table names ``condition``: "camera" with all its parts, else which parts it had."""
+    return condition if condition != "camera" or parts == PARTS else f"camera ({' + '.join(parts)} only)"
 
 
 def label(size: int) -> str:
@@ -238,14 +251,14 @@ def taiwan_curve(models: list, photos: Photos, runs: dict[int, SizeRun], conditi
 
 
 def fer_curve(models: list, images: np.ndarray, labels: np.ndarray, runs: dict[int, SizeRun],
-              condition: str, seed: int) -> Curve:
+              condition: str, seed: int, parts: tuple[str, ...] = PARTS) -> Curve:
     """FER+ accuracy per size; FULL: the evaluation protocol (48x48 straight to the model)."""
     curve = Curve("FER+ test", condition, len(labels))
     for size in [*runs, FULL]:
         if size == FULL:
             faces = [img if condition == "clean" else
                      cv2.cvtColor(test_frame(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), None, condition,
-                                             np.random.default_rng((seed, i, FULL))), cv2.COLOR_BGR2GRAY)
+                                             np.random.default_rng((seed, i, FULL)), parts), cv2.COLOR_BGR2GRAY)
                      for i, img in enumerate(images)]
             found = np.ones(len(labels), bool)
         else:
@@ -316,12 +329,17 @@ def cache_key(args: argparse.Namespace, sizes: list[int], files: list[Path], pip
     settings = [pipe.analyzer.sections.detector.model_dump(mode="json"),
                 pipe.analyzer.align_cfg.model_dump(mode="json"), pipe.quality.model_dump(mode="json")]
     h = hashlib.sha256(json.dumps([FRAMES_VERSION, args.gate, args.limit, args.fer_limit, args.seed, sizes,
-                                   settings]).encode())
+                                   settings] + ([] if camera_parts(args) == PARTS else [camera_parts(args)])).encode())
     code = [p for c in CACHE_CODE for p in sorted((REPO / c).rglob("*.py") if (REPO / c).is_dir() else [REPO / c])]
     for p in [*code, *files]:
         h.update(str(p.name).encode())
         h.update(p.read_bytes() if p in code else str(p.stat().st_size).encode())
     return h.hexdigest()
+
+
+def camera_parts(args: argparse.Namespace) -> tuple[str, ...]:
+    """The camera condition's parts that --camera-parts names, in the order they are applied."""
+    return tuple(p for p in PARTS if p in args.camera_parts)
 
 
 def save_cache(path: Path, key: str, runs: dict[str, dict[str, dict[int, SizeRun]]], extra: dict) -> None:
@@ -379,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-curves", action="store_true", help="only the crowd clip")
     p.add_argument("--cache", type=Path, help="keep the crops in this .npz and reuse them when nothing changed")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    p.add_argument("--camera-parts", nargs="+", choices=PARTS, default=list(PARTS), metavar="PART",
+                   help="degrade the camera condition with only these parts: blur noise jpeg (default all three)")
     p.add_argument("--teachers", type=Path, help="folder with the teacher files: teachers A and B on the same crops")
     p.add_argument("--taus", type=float, nargs="+", default=[],
                    help="also each fer-edge model with its in-graph prior correction changed to these taus")
@@ -397,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         models += [Teacher(k, args.teachers) for k in ("A", "B")]
     sizes = sorted(set(args.sizes) - {FULL})
     result: dict = {"models": [m.name for m in models], "sizes": sizes, "gate": args.gate,
-                    "degradation": {"blur_sigma": BLUR_SIGMA, "noise_sigma": NOISE_SIGMA, "jpeg": JPEG_QUALITY},
+                    "degradation": {"blur_sigma": BLUR_SIGMA, "noise_sigma": NOISE_SIGMA, "jpeg": JPEG_QUALITY,
+                                    "parts": list(camera_parts(args))},
                     "curves": [], "crowd": []}
     lines: list[str] = []
     if not args.no_curves:
@@ -431,6 +452,7 @@ def curves(args: argparse.Namespace, models: list, sizes: list[int], result: dic
         print("face_size: nothing to measure: the shared data (../shared/data) is absent", file=sys.stderr)
         return 2
     pipe = Pipeline(args.gate, models[0].model)
+    parts = camera_parts(args)
     def framing(m: Ours) -> tuple:       # as FaceAnalyzer frames the crops for this model
         align = pipe.analyzer.sections.align.framed(m.model.card.eye_y, m.model.card.eye_distance)
         return align.eye_y, align.eye_distance
@@ -457,10 +479,10 @@ def curves(args: argparse.Namespace, models: list, sizes: list[int], result: dic
             widths = face_widths(pipe, images)
             extra["tw_widths"] = widths
             print(f"Taiwanese photographs: {len(images)}, face width at full size median {np.median(widths):.0f} px")
-            runs["tw"] = {c: run_sizes(pipe, images, widths, [*sizes, FULL], c, args.seed, "Taiwanese")
+            runs["tw"] = {c: run_sizes(pipe, images, widths, [*sizes, FULL], c, args.seed, "Taiwanese", parts)
                           for c in CONDITIONS}
         for c in CONDITIONS:
-            curves_.append(taiwan_curve(models, photos, runs["tw"][c], c))
+            curves_.append(taiwan_curve(models, photos, runs["tw"][c], condition_name(c, parts)))
         lines.append("Taiwanese, full size, clean, as bench/accuracy.py runs it (no gates): "
                      + ", ".join(f"{k} {100 * v:.1f}%" for k, v in direct.items()) + f" ({time.time() - t0:.0f} s)")
     if have_fer:
@@ -471,9 +493,11 @@ def curves(args: argparse.Namespace, models: list, sizes: list[int], result: dic
             widths = face_widths(pipe, bgr, FER_UPSCALE)
             extra["fer_widths"] = widths
             print(f"FER+ test faces: {len(x)}, face width in the 48 px image median {np.median(widths):.1f} px")
-            runs["fer"] = {c: run_sizes(pipe, bgr, widths, sizes, c, args.seed, "FER+") for c in CONDITIONS}
+            runs["fer"] = {c: run_sizes(pipe, bgr, widths, sizes, c, args.seed, "FER+", parts) for c in CONDITIONS}
         for c in CONDITIONS:
-            curves_.append(fer_curve(models, np.array(x), y, runs["fer"][c], c, args.seed))
+            curve = fer_curve(models, np.array(x), y, runs["fer"][c], c, args.seed, parts)
+            curve.condition = condition_name(c, parts)
+            curves_.append(curve)
     if args.cache and not cached:
         save_cache(args.cache, key, runs, extra)
     for k, w in extra.items():

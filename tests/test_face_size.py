@@ -107,3 +107,42 @@ def test_taus_change_the_in_graph_prior_correction_and_teachers_read_the_same_cr
     pred = np.full(len(photos.labels), -1)
     pred[found] = undone.argmax(axis=1)
     assert clean["accuracy"][f"{model} at tau 0"]["full"] == float((pred == photos.labels).mean())
+
+
+@pytest.mark.slow   # ~20 s: 4 photographs at 32 px and full size, three runs
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_camera_parts_degrade_with_only_the_named_parts_and_leave_clean_alone(tmp_path):
+    require_shared("faces", "taiwanese_fed", "labels.csv")
+    base = ["--limit", "4", "--fer-limit", "0", "--sizes", "32"]
+
+    def crops(cache: Path) -> dict[str, np.ndarray]:
+        with np.load(cache) as d:
+            return {k: d[k] for k in d.files if k.endswith("/crops")}
+
+    runs = {}
+    for name, parts in (("all", []), ("jpeg", ["--camera-parts", "jpeg"]),
+                        ("named", ["--camera-parts", "noise", "jpeg", "blur"])):
+        cache, out = tmp_path / f"{name}.npz", tmp_path / f"{name}.json"
+        run = face_size(*base, *parts, "--cache", str(tmp_path / "all.npz" if name == "named" else cache),
+                        "--json", str(out))
+        assert run.returncode == 0, run.stderr
+        runs[name] = (run.stdout, json.loads(out.read_text()), cache)
+
+    stdout, result, cache = runs["jpeg"]
+    assert "Taiwanese photographs, camera (jpeg only) (n = 4):" in stdout
+    assert result["degradation"]["parts"] == ["jpeg"]
+    assert [c["condition"] for c in result["curves"]] == ["clean", "camera (jpeg only)"]
+    jpeg_only, everything = crops(cache), crops(runs["all"][2])
+    for size in ("32", "0"):
+        assert np.array_equal(jpeg_only[f"tw/clean/{size}/crops"], everything[f"tw/clean/{size}/crops"])
+        # no blur and no noise: the camera crops are not those of the whole degradation
+        assert not np.array_equal(jpeg_only[f"tw/camera/{size}/crops"], everything[f"tw/camera/{size}/crops"])
+    # all three named, in any order, is the default: the same cache key, so its crops are reused
+    stdout, result, _ = runs["named"]
+    assert "crops reused" in stdout and "Taiwanese photographs, camera (n = 4):" in stdout
+    assert result["curves"] == runs["all"][1]["curves"]
+
+
+def test_an_unknown_camera_part_is_refused():
+    run = face_size("--camera-parts", "fog", "--limit", "1")
+    assert run.returncode == 2 and "invalid choice: 'fog'" in run.stderr
