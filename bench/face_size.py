@@ -33,10 +33,11 @@ one thread). Proposed gate, per model: the smallest width whose degraded Taiwane
 --within points (default 3) of its clean full-size accuracy.
 
 Diagnostics of that gap: --camera-parts P ... degrades the "camera" condition with only those parts
-of it (blur, noise, jpeg; default all three), to see which one costs the points; --teachers DIR also runs teachers A and B (training-time models,
-models/teachers.py) on the same 48 px crops, the crops their soft labels were computed on; --taus T
-... also runs each fer-edge model with its in-graph prior correction changed after the fact to each
-tau (scores x prior ** (in-graph tau - T), the card's class prior), 0 being the model without it.
+of it (blur, noise, jpeg; default all three), to see which one costs the points; --teachers DIR also
+runs teachers A and B (training-time models, models/teachers.py) on the same 48 px crops, the crops
+their soft labels were computed on; --taus T ... also runs each fer-edge model with its in-graph
+prior correction changed after the fact to each tau (scores x prior ** (in-graph tau - T), the
+card's class prior), 0 being the model without it.
 """
 from __future__ import annotations
 
@@ -190,7 +191,7 @@ def test_frame(image: np.ndarray, scale: float | None, condition: str, rng: np.r
     itself, full size), degraded for the ``camera`` condition by its ``parts``."""
     camera = condition == "camera"
     face = image if scale is None else resized(image, scale)
-    if camera and ("blur" in parts or "noise" in parts):
+    if camera:
         face = degrade(face, rng, parts)
     frame = face if scale is None else in_frame(face)
     return jpeg(frame) if camera and "jpeg" in parts else frame
@@ -329,17 +330,12 @@ def cache_key(args: argparse.Namespace, sizes: list[int], files: list[Path], pip
     settings = [pipe.analyzer.sections.detector.model_dump(mode="json"),
                 pipe.analyzer.align_cfg.model_dump(mode="json"), pipe.quality.model_dump(mode="json")]
     h = hashlib.sha256(json.dumps([FRAMES_VERSION, args.gate, args.limit, args.fer_limit, args.seed, sizes,
-                                   settings] + ([] if camera_parts(args) == PARTS else [camera_parts(args)])).encode())
+                                   settings] + ([] if args.camera_parts == PARTS else [args.camera_parts])).encode())
     code = [p for c in CACHE_CODE for p in sorted((REPO / c).rglob("*.py") if (REPO / c).is_dir() else [REPO / c])]
     for p in [*code, *files]:
         h.update(str(p.name).encode())
         h.update(p.read_bytes() if p in code else str(p.stat().st_size).encode())
     return h.hexdigest()
-
-
-def camera_parts(args: argparse.Namespace) -> tuple[str, ...]:
-    """The camera condition's parts that --camera-parts names, in the order they are applied."""
-    return tuple(p for p in PARTS if p in args.camera_parts)
 
 
 def save_cache(path: Path, key: str, runs: dict[str, dict[str, dict[int, SizeRun]]], extra: dict) -> None:
@@ -403,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--taus", type=float, nargs="+", default=[],
                    help="also each fer-edge model with its in-graph prior correction changed to these taus")
     args = p.parse_args(argv)
+    args.camera_parts = tuple(part for part in PARTS if part in args.camera_parts)   # in the order applied
     start = time.time()
     cv2.setNumThreads(1)
     models = [Ours("shipped" if m == Path(SHIPPED_MODEL) else str(m), m) for m in (args.model or [Path(SHIPPED_MODEL)])]
@@ -418,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(set(args.sizes) - {FULL})
     result: dict = {"models": [m.name for m in models], "sizes": sizes, "gate": args.gate,
                     "degradation": {"blur_sigma": BLUR_SIGMA, "noise_sigma": NOISE_SIGMA, "jpeg": JPEG_QUALITY,
-                                    "parts": list(camera_parts(args))},
+                                    "parts": list(args.camera_parts)},
                     "curves": [], "crowd": []}
     lines: list[str] = []
     if not args.no_curves:
@@ -452,7 +449,7 @@ def curves(args: argparse.Namespace, models: list, sizes: list[int], result: dic
         print("face_size: nothing to measure: the shared data (../shared/data) is absent", file=sys.stderr)
         return 2
     pipe = Pipeline(args.gate, models[0].model)
-    parts = camera_parts(args)
+    parts = args.camera_parts
     def framing(m: Ours) -> tuple:       # as FaceAnalyzer frames the crops for this model
         align = pipe.analyzer.sections.align.framed(m.model.card.eye_y, m.model.card.eye_distance)
         return align.eye_y, align.eye_distance
