@@ -18,11 +18,10 @@ from models.student import build_student
 
 def folded_weights(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]:
     """The (kernel HWIO, bias) of each CONV_2D in graph order, and the dense (kernel, bias), from ``path``."""
-    from edge.interpreter import interpreter_class
+    from edge.interpreter import open_interpreter
 
-    # LiteRT where installed (tf.lite.Interpreter is deprecated); the file's tensors are the same either way
-    interp = interpreter_class()[0](model_path=str(path))
-    interp.allocate_tensors()
+    # the runtime the board uses (LiteRT where installed); the file's tensors are the same either way
+    interp = open_interpreter(path)
     ops = [(op["op_name"], [int(i) for i in op["inputs"][1:3]])  # the public API has no op list;
            for op in interp._get_ops_details()                      # this one is stable since TF 2.5
            if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")]

@@ -108,7 +108,7 @@ def test_warm_start_from_the_float_reference_reproduces_it(tmp_path):
     """models.warmstart rebuilds 1.0.0 from its float .tflite (BN folded): its four views give the file's scores."""
     pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
 
-    from edge.interpreter import interpreter_class
+    from edge.interpreter import open_interpreter
     from models.export import inference_model
     from models.warmstart import student_from_tflite
 
@@ -118,7 +118,7 @@ def test_warm_start_from_the_float_reference_reproduces_it(tmp_path):
     assert not any("batch_normalization" in type(layer).__name__.lower() for layer in model.layers)
     faces = np.random.default_rng(0).integers(0, 256, (6, 48, 48, 1)).astype(np.float32)
     ours = inference_model(model, tuple(card["test_time_views"])).predict(faces, verbose=0)
-    interp = interpreter_class()[0](model_path=str(path))
+    interp = open_interpreter(path)
     interp.resize_tensor_input(interp.get_input_details()[0]["index"], faces.shape)
     interp.allocate_tensors()
     interp.set_tensor(interp.get_input_details()[0]["index"], faces)
