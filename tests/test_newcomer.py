@@ -1,6 +1,7 @@
 """What a newcomer stumbled on (issue 24), each tried the way they tried it: the real command, from the README."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -86,10 +87,15 @@ def test_event_boxes_are_cut_at_the_frame_edge():
 
 
 def test_config_schema_into_head_ends_quietly(tmp_path):
+    # A one-page pipe: the ~60 KB schema would fit a default 64 KiB pipe whole, and a writer that got it
+    # all out before the close below would exit 0 (seen under load); with 4 KiB it is still writing then.
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "config", "schema"], cwd=tmp_path, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout.read(200)          # like `| head -c 200`: read a little, then close the pipe
-    proc.stdout.close()
+                            stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as out:
+        assert out.read(200)              # like `| head -c 200`: read a little, then close the pipe
     err = proc.stderr.read().decode()
     assert proc.wait(30) == 141 and err == "", err
 
