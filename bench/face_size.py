@@ -254,7 +254,7 @@ def taiwan_curve(models: list, photos: Photos, runs: dict[int, SizeRun], conditi
 def fer_curve(models: list, images: np.ndarray, labels: np.ndarray, runs: dict[int, SizeRun],
               condition: str, seed: int, parts: tuple[str, ...] = PARTS) -> Curve:
     """FER+ accuracy per size; FULL: the evaluation protocol (48x48 straight to the model)."""
-    curve = Curve("FER+ test", condition, len(labels))
+    curve = Curve("FER+ test", condition_name(condition, parts), len(labels))
     for size in [*runs, FULL]:
         if size == FULL:
             faces = [img if condition == "clean" else
@@ -492,9 +492,7 @@ def curves(args: argparse.Namespace, models: list, sizes: list[int], result: dic
             print(f"FER+ test faces: {len(x)}, face width in the 48 px image median {np.median(widths):.1f} px")
             runs["fer"] = {c: run_sizes(pipe, bgr, widths, sizes, c, args.seed, "FER+", parts) for c in CONDITIONS}
         for c in CONDITIONS:
-            curve = fer_curve(models, np.array(x), y, runs["fer"][c], c, args.seed, parts)
-            curve.condition = condition_name(c, parts)
-            curves_.append(curve)
+            curves_.append(fer_curve(models, np.array(x), y, runs["fer"][c], c, args.seed, parts))
     if args.cache and not cached:
         save_cache(args.cache, key, runs, extra)
     for k, w in extra.items():
