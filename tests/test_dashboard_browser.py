@@ -14,7 +14,7 @@ from conftest import require_shared  # noqa: E402
 from conftest_dashboard import DashboardProcess  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
 from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
-from tests.helpers.browser import browser_problem, chrome, wait_until  # noqa: E402
+from tests.helpers.browser import browser_problem, chrome, click, wait_until  # noqa: E402
 
 pytestmark = [pytest.mark.slow,     # a browser, a broker and (first test) a real service: the full tier only
               pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed (apt install mosquitto)"),
@@ -96,8 +96,7 @@ def test_the_page_shows_what_a_real_service_publishes_then_stopped_then_offline(
                       f"mix {both['published']['mix']}")
 
                 # the camera view: the same event in the camera's list, and the summaries drawn in the timeline
-                wait_until(lambda: driver.find_element("css selector", f'.card[data-device="{DEVICE}"]').click() or True,
-                           10, "a click on the device's card")
+                click(driver, f'.card[data-device="{DEVICE}"]', "a click on the device's card")
                 wait_until(lambda: driver.find_elements("css selector", f'.cam[data-camera="cam0"] [data-id="{appeared["id"]}"]'),
                            10, "the face_appeared event in the camera view")
                 wait_until(lambda: driver.execute_script(

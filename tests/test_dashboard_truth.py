@@ -18,7 +18,7 @@ from conftest import REPO, require_shared  # noqa: E402
 from conftest_dashboard import DashboardProcess  # noqa: E402
 from conftest_service import ServiceProcess, write_config  # noqa: E402
 from tests.helpers.broker import Broker, mosquitto_available  # noqa: E402
-from tests.helpers.browser import browser_problem, chrome, wait_until  # noqa: E402
+from tests.helpers.browser import browser_problem, chrome, click, wait_until  # noqa: E402
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed (apt install mosquitto)"),
@@ -103,7 +103,7 @@ def test_names_first_refusals_readable_and_a_dead_device_never_shown_live(tmp_pa
                 assert dead["faces"] == [] and dead["mix"] == 0, dead
                 assert dead["fps"] == "–" and dead["lastSeen"].startswith("not live"), dead
                 assert "face" in dead["lastSeen"]           # what was last seen, and when
-                driver.find_element("css selector", f'.card[data-device="{DEVICE}"]').click()
+                click(driver, f'.card[data-device="{DEVICE}"]', "a click on the dead device's card")
                 view = wait_until(lambda: driver.execute_script("""
                     const v = document.querySelector('.device'); const cam = document.querySelector('.cam');
                     if (!v || !cam) return null;

@@ -64,3 +64,11 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: f
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
                          + (f" (last error: {type(last_exc).__name__}: {last_exc})" if last_exc else ""))
+
+
+def click(driver: Any, css: str, what: str, timeout: float = 10) -> None:
+    """Click the element ``css`` selects, again if the page re-rendered it between finding and clicking.
+
+    The dashboard redraws a card on every state message, so a found element can go stale before the click.
+    """
+    wait_until(lambda: driver.find_element("css selector", css).click() or True, timeout, what)
